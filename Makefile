@@ -1,0 +1,62 @@
+# The README's two commands. Everything else is CMake (CMakeLists.txt).
+#   make run    builds and runs the showcase (the ported asyncio examples)
+#   make test   builds and runs every test: Release (gcc), ASan+UBSan and
+#               TSan (clang), and the core tests under Valgrind
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test test-release test-asan test-tsan test-valgrind bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@$(BUILD)/examples/showcase
+
+test: deps
+	@$(MAKE) --no-print-directory test-release test-asan test-tsan test-valgrind
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-asan: deps
+	@CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCOIL_SANITIZE=address,undefined -DCOIL_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j$(JOBS)
+
+test-tsan: deps
+	@CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCOIL_SANITIZE=thread -DCOIL_BUILD_BENCH=OFF -DCOIL_BUILD_EXAMPLES=OFF >/dev/null
+	@cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j$(JOBS) -E install
+
+# The core tests under Valgrind, from a build whose runtime allocates with
+# libc malloc (Valgrind cannot see into jemalloc's arenas).
+VALGRIND_TESTS ?= test_coro test_future test_task test_loop test_timer
+test-valgrind: deps
+	@cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOIL_JEMALLOC=OFF \
+		-DCOIL_BUILD_BENCH=OFF -DCOIL_BUILD_EXAMPLES=OFF >/dev/null
+	@cmake --build build-vg -j$(JOBS)
+	@for t in $(VALGRIND_TESTS); do \
+		[ -x build-vg/tests/$$t ] || continue; \
+		echo "valgrind $$t"; \
+		COIL_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
+			--errors-for-leak-kinds=definite build-vg/tests/$$t >build-vg/$$t.vg.log 2>&1; \
+		rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 77 ]; then cat build-vg/$$t.vg.log; exit 1; fi; \
+		tail -n 1 build-vg/$$t.vg.log; \
+	done
+
+bench: build
+	@$(BUILD)/bench/bench_core
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan build-vg build-install

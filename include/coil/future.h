@@ -1,0 +1,127 @@
+/*
+ * coil/future.h: futures, asyncio.Future in C.
+ *
+ * A future is pending until it gets a result (a void * with an optional
+ * destructor), an error (a negative code and an optional message), or is
+ * cancelled. Tasks await futures with coil_await(); done-callbacks are
+ * scheduled on the future's loop with call_soon when it completes, never run
+ * inline.
+ *
+ * Ownership: futures are reference counted. coil_future_create() returns one
+ * reference; coil_future_ref() adds one, coil_future_release() drops one.
+ * The future owns its result and runs the result's destructor once, when its
+ * last reference goes. An error that nobody retrieved (coil_await,
+ * coil_future_result or coil_future_exception) is reported through the loop's
+ * exception handler at that moment, as asyncio's "exception was never
+ * retrieved".
+ *
+ * Threads: a future belongs to the loop it was created on; use it from that
+ * loop's thread.
+ */
+#ifndef COIL_FUTURE_H
+#define COIL_FUTURE_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Creates a pending future on `loop` (NULL: the running loop, or the calling
+ * thread's current loop). *out gets a new reference. Returns 0, -EINVAL if
+ * there is no loop, -ENOMEM, or COIL_ECLOSED if the loop is closed.
+ */
+COIL_API int coil_future_create(coil_future_t **out, coil_loop_t *loop);
+
+/* Adds a reference. Returns f. */
+COIL_API coil_future_t *coil_future_ref(coil_future_t *f);
+
+/* Drops a reference; the last one frees the future (see above). NULL is
+ * allowed. */
+COIL_API void coil_future_release(coil_future_t *f);
+
+/* Returns true when the future has a result, an error or was cancelled. */
+COIL_API bool coil_future_done(const coil_future_t *f);
+
+/* Returns true when the future was cancelled. */
+COIL_API bool coil_future_cancelled(const coil_future_t *f);
+
+/*
+ * Cancels the future with an optional message (copied; NULL for none) and
+ * schedules its callbacks. For a task this is coil_task_cancel(). Returns true
+ * if it was cancelled (or, for a task, cancellation was requested), false if
+ * it was already done.
+ */
+COIL_API bool coil_future_cancel(coil_future_t *f, const char *msg);
+
+/*
+ * Gets the outcome: returns 0 and writes the result (borrowed: the future
+ * still owns it) to *result (if not NULL); or returns the error code,
+ * -ECANCELED if it was cancelled, COIL_EINVALSTATE if it is still pending.
+ * Marks the error retrieved.
+ */
+COIL_API int coil_future_result(coil_future_t *f, void **result);
+
+/*
+ * Returns the error code of a done future (0 if it has a result,
+ * -ECANCELED if cancelled), or COIL_EINVALSTATE if pending. Marks the
+ * error retrieved.
+ */
+COIL_API int coil_future_exception(coil_future_t *f);
+
+/*
+ * Returns the message attached to the error or cancellation (borrowed, valid
+ * while the future lives), or NULL.
+ */
+COIL_API const char *coil_future_error_message(const coil_future_t *f);
+
+/*
+ * Sets the result; the future takes ownership of `value` and calls dtor(value)
+ * (if dtor is not NULL) when its last reference goes. Returns 0, or
+ * COIL_EINVALSTATE if the future is done (the value stays the caller's) or is
+ * a task.
+ */
+COIL_API int coil_future_set_result(coil_future_t *f, void *value,
+				    coil_dtor dtor);
+
+/*
+ * Sets an error: `err` must be negative; `msg` (copied) may be NULL. Returns
+ * 0, -EINVAL for err >= 0, or COIL_EINVALSTATE if done or a task.
+ */
+COIL_API int coil_future_set_exception(coil_future_t *f, int err,
+				       const char *msg);
+
+/*
+ * Adds a done-callback: cb(f, arg) runs on the future's loop, scheduled with
+ * call_soon once the future is done (at once if it already is). Callbacks run
+ * in the order they were added. Returns 0 or -ENOMEM.
+ */
+COIL_API int coil_future_add_done_callback(coil_future_t *f, coil_done_cb cb,
+					   void *arg);
+
+/*
+ * Removes every pending done-callback equal to (cb, arg). Returns how many
+ * were removed.
+ */
+COIL_API int coil_future_remove_done_callback(coil_future_t *f,
+					      coil_done_cb cb, void *arg);
+
+/* Returns the loop the future belongs to. */
+COIL_API coil_loop_t *coil_future_loop(const coil_future_t *f);
+
+/*
+ * From inside a task: suspends the task until f is done and returns its code
+ * (0 or its error; -ECANCELED if f was cancelled or the awaiting task is being
+ * cancelled: coil_task_cancelling tells which). On 0, *result (if not NULL)
+ * gets the result, borrowed from the future. Awaiting a done future returns
+ * at once. Returns COIL_EINVALSTATE outside a task, -EDEADLK when a task
+ * awaits itself, COIL_ECLOSED while the task's coroutine is being closed.
+ * The caller keeps its reference to f.
+ */
+COIL_API int coil_await(coil_future_t *f, void **result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COIL_FUTURE_H */

@@ -1,0 +1,138 @@
+/*
+ * coil/task.h: tasks, asyncio.Task in C.
+ *
+ * A task runs a coil_fn on a coroutine of its own, scheduled by a loop. It may
+ * await futures (coil_await) at any depth of its call stack. A task is a
+ * future: coil_task_future() gives the same object as a coil_future_t *, so
+ * everything that takes a future takes a task.
+ *
+ * Ownership: coil_spawn() with a non-NULL out gives the caller a reference,
+ * which coil_task_detach() (or coil_future_release on its future) drops. The
+ * loop keeps its own reference until the task is done. The task's result is
+ * owned by the task and freed with the result_dtor given at spawn when the
+ * last reference goes.
+ *
+ * Cancellation (DESIGN.md section 5): coil_task_cancel() makes the await the
+ * task is suspended in (or its next one) return -ECANCELED. The task may
+ * clean up, may carry on, and ends cancelled if it returns -ECANCELED. A task
+ * cancelled before it first runs never runs.
+ *
+ * Threads: all calls from the thread running the task's loop.
+ */
+#ifndef COIL_TASK_H
+#define COIL_TASK_H
+
+#include "common.h"
+#include "coro.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct coil_spawn_opts {
+	const char *name;      /* copied; NULL gives "Task-<id>" */
+	size_t stack_size;     /* 0: the default stack size */
+	coil_dtor result_dtor; /* destructor of the result the body returns */
+	bool pinned;           /* keep the task on its worker */
+} coil_spawn_opts_t;
+
+/*
+ * Spawns fn(arg, &result) as a task on the current loop (from inside a task
+ * or a callback, or on the thread's current loop). The task first runs on a
+ * later loop iteration. out NULL detaches it at once. opts may be NULL.
+ * Goes through the loop's task factory if one is set. Returns 0, -EINVAL
+ * (no loop), -ENOMEM or COIL_ECLOSED (the loop is closed).
+ */
+COIL_API int coil_spawn(coil_task_t **out, coil_fn fn, void *arg,
+			const coil_spawn_opts_t *opts);
+
+/* As coil_spawn, on the given loop (asyncio's loop.create_task). */
+COIL_API int coil_loop_create_task(coil_loop_t *loop, coil_task_t **out,
+				   coil_fn fn, void *arg,
+				   const coil_spawn_opts_t *opts);
+
+/*
+ * A task factory replaces how loop.create_task makes tasks. It receives the
+ * spawn's arguments and must create the task, normally by calling
+ * coil_task_factory_default() with options of its own choosing.
+ */
+typedef int (*coil_task_factory)(coil_loop_t *loop, coil_task_t **out,
+				 coil_fn fn, void *arg,
+				 const coil_spawn_opts_t *opts, void *factory_arg);
+
+/* The default way to create a task, for factories to call. */
+COIL_API int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
+				       coil_fn fn, void *arg,
+				       const coil_spawn_opts_t *opts);
+
+/* Sets (NULL: resets to the default) the loop's task factory. */
+COIL_API void coil_loop_set_task_factory(coil_loop_t *loop,
+					 coil_task_factory factory, void *arg);
+
+/* Returns the loop's task factory, NULL when the default is in use; its
+ * argument goes to *arg if arg is not NULL. */
+COIL_API coil_task_factory coil_loop_get_task_factory(coil_loop_t *loop,
+						      void **arg);
+
+/* The task as a future (no allocation, no new reference). */
+COIL_API coil_future_t *coil_task_future(coil_task_t *t);
+
+/* The future as a task, or NULL if it is not one. */
+COIL_API coil_task_t *coil_future_task(coil_future_t *f);
+
+/* Drops the caller's reference to the task; it goes on running. NULL is
+ * allowed. */
+COIL_API void coil_task_detach(coil_task_t *t);
+
+/*
+ * Requests cancellation with an optional message (copied). Returns true if
+ * the task was not done (the request counts, see coil_task_cancelling),
+ * false if it was.
+ */
+COIL_API bool coil_task_cancel(coil_task_t *t, const char *msg);
+
+/* Returns the number of pending cancellation requests (Task.cancelling()). */
+COIL_API int coil_task_cancelling(const coil_task_t *t);
+
+/* Decrements the cancellation count and returns the new count
+ * (Task.uncancel()). When it reaches 0, a cancellation not yet delivered is
+ * withdrawn. */
+COIL_API int coil_task_uncancel(coil_task_t *t);
+
+/* Returns the task's name (borrowed). */
+COIL_API const char *coil_task_get_name(const coil_task_t *t);
+
+/* Sets the task's name (copied). Returns 0 or -ENOMEM. */
+COIL_API int coil_task_set_name(coil_task_t *t, const char *name);
+
+/* Returns the task's id, unique in the process, starting at 1. */
+COIL_API uint64_t coil_task_id(const coil_task_t *t);
+
+/* Returns the task's coroutine, or NULL once the task is done. */
+COIL_API coil_coro_t *coil_task_coro(coil_task_t *t);
+
+/* Returns the task running on the calling thread, or NULL. */
+COIL_API coil_task_t *coil_current_task(void);
+
+/*
+ * Writes up to `cap` not-done tasks of `loop` (NULL: the current loop) to
+ * tasks[] (borrowed references) and returns how many tasks are not done,
+ * which may exceed cap.
+ */
+COIL_API size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks,
+			       size_t cap);
+
+/*
+ * From inside a task: suspends it for `seconds` (asyncio.sleep). 0 yields
+ * once to the loop. Returns 0, -ECANCELED if cancelled meanwhile, -EINVAL for
+ * a negative or NaN duration, COIL_EINVALSTATE outside a task.
+ */
+COIL_API int coil_sleep(double seconds);
+
+/* As coil_sleep, with nanoseconds. */
+COIL_API int coil_sleep_ns(int64_t ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COIL_TASK_H */

@@ -1,0 +1,224 @@
+/*
+ * io/ring.c: the per-loop io_uring (see ring.h).
+ *
+ * Wake-up protocol: the ring keeps one read of an eventfd in flight. Another
+ * thread wakes the loop by writing the eventfd (coil__ring_wake); the read
+ * completes, the waiting io_uring_enter returns, and the read is re-armed
+ * when its completion is reaped. A write while no one waits is not lost: the
+ * eventfd counter stays set, so the next read completes at once.
+ *
+ * Waits use io_uring_submit_and_wait_timeout, which passes the timeout
+ * through the EXT_ARG enter argument (no timeout SQE, no extra completion)
+ * on every kernel this runtime supports (5.11+).
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "coil/common.h"
+
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+
+struct coil__ring {
+	struct io_uring ring;
+	unsigned flags;         /* setup flags accepted by the kernel */
+	unsigned inflight;      /* submitted operations, wake read excluded */
+	unsigned queued;        /* SQEs prepared and not yet submitted, the
+				 * wake-up read excluded */
+	int efd;
+	bool efd_armed;
+	uint64_t efd_buf;
+	coil__ring_op_t efd_op;
+};
+
+static void efd_complete(coil__ring_op_t *op, int res, unsigned flags);
+
+static void efd_arm(coil__ring_t *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+	if (!sqe) {
+		/* The SQ is full: flush it and retry; one free slot is enough. */
+		io_uring_submit(&r->ring);
+		r->queued = 0;
+		sqe = io_uring_get_sqe(&r->ring);
+		if (!sqe)
+			return;
+	}
+	io_uring_prep_read(sqe, r->efd, &r->efd_buf, sizeof(r->efd_buf), 0);
+	io_uring_sqe_set_data(sqe, &r->efd_op);
+	r->efd_armed = true;
+}
+
+static void efd_complete(coil__ring_op_t *op, int res, unsigned flags)
+{
+	(void)res;
+	(void)flags;
+	coil__ring_t *r = (coil__ring_t *)((char *)op - offsetof(coil__ring_t, efd_op));
+	r->efd_armed = false;
+	efd_arm(r);
+}
+
+static void explain_failure(int err)
+{
+	if (err == -ENOSYS || err == -EPERM || err == -EACCES) {
+		fprintf(stderr,
+			"coil: io_uring is not available (%s). coil needs it: check "
+			"the sysctl kernel.io_uring_disabled (0 enables it), a "
+			"container's seccomp profile (allow io_uring_setup, "
+			"io_uring_enter, io_uring_register), and a kernel of 5.11 "
+			"or later.\n", strerror(-err));
+	}
+}
+
+int coil__ring_create(coil__ring_t **out, unsigned entries)
+{
+	static const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+		0,
+	};
+	coil__ring_t *r = coil__calloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	if (!entries)
+		entries = 256;
+	int err = -EINVAL;
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof(p));
+		p.flags = tries[i];
+		err = io_uring_queue_init_params(entries, &r->ring, &p);
+		if (err == 0) {
+			r->flags = tries[i];
+			break;
+		}
+		/* Only an unknown flag is worth another try. */
+		if (err != -EINVAL)
+			break;
+	}
+	if (err) {
+		explain_failure(err);
+		coil__free(r, sizeof(*r));
+		return err;
+	}
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->efd < 0) {
+		err = -errno;
+		io_uring_queue_exit(&r->ring);
+		coil__free(r, sizeof(*r));
+		return err;
+	}
+	r->efd_op.complete = efd_complete;
+	efd_arm(r);
+	*out = r;
+	return 0;
+}
+
+void coil__ring_destroy(coil__ring_t *r)
+{
+	if (!r)
+		return;
+	io_uring_queue_exit(&r->ring);
+	close(r->efd);
+	coil__free(r, sizeof(*r));
+}
+
+static int reap(coil__ring_t *r)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&r->ring, head, cqe) {
+		coil__ring_op_t *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		unsigned flags = cqe->flags;
+		/* Advance before dispatching: a handler may submit and wait. */
+		io_uring_cq_advance(&r->ring, 1);
+		n++;
+		if (op != &r->efd_op && r->inflight)
+			r->inflight--;
+		if (op)
+			op->complete(op, res, flags);
+	}
+	return (int)n;
+}
+
+int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns)
+{
+	if (!r->efd_armed)
+		efd_arm(r);
+	/* Nothing in flight and no need to block: skip the kernel. A pending
+	 * wake-up is seen through the loop's inbox counter instead. */
+	if (timeout_ns == 0 && r->queued == 0 && r->inflight == 0)
+		return reap(r);
+	int ret;
+	struct io_uring_cqe *cqe = NULL;
+	for (;;) {
+		if (timeout_ns == 0) {
+			ret = io_uring_submit_and_get_events(&r->ring);
+		} else if (timeout_ns < 0) {
+			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, NULL, NULL);
+		} else {
+			struct __kernel_timespec ts = {
+				.tv_sec = timeout_ns / COIL_NSEC_PER_SEC,
+				.tv_nsec = timeout_ns % COIL_NSEC_PER_SEC,
+			};
+			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+		}
+		if (ret >= 0 || ret == -ETIME || ret == -EINTR)
+			break;
+		if (ret == -EAGAIN || ret == -EBUSY) {
+			/* The CQ is full or the kernel is short of memory: reap
+			 * what is there, which frees room, and try again. */
+			if (reap(r) > 0)
+				return 1;
+			continue;
+		}
+		return ret;
+	}
+	/* SUBMIT_ALL (or a plain success) took every SQE. */
+	r->inflight += r->queued;
+	r->queued = 0;
+	return reap(r);
+}
+
+void coil__ring_wake(coil__ring_t *r)
+{
+	uint64_t one = 1;
+	/* EAGAIN means the counter is saturated: the loop is woken anyway. */
+	ssize_t n = write(r->efd, &one, sizeof(one));
+	(void)n;
+}
+
+unsigned coil__ring_setup_flags(const coil__ring_t *r)
+{
+	return r->flags;
+}
+
+unsigned coil__ring_features(const coil__ring_t *r)
+{
+	return r->ring.features;
+}
+
+unsigned coil__ring_inflight(const coil__ring_t *r)
+{
+	return r->inflight;
+}

@@ -1,0 +1,61 @@
+/*
+ * io/ring.h: one io_uring per loop (worker).
+ *
+ * The ring is set up with the best flags the kernel accepts
+ * (SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then none), and a loop
+ * waits in it for completions, timer expiry (the wait's timeout) and
+ * cross-thread wake-ups (an eventfd read kept armed in the ring), so one
+ * kernel wait covers all three. Every submitted operation carries a
+ * coil__ring_op whose handler runs when its completion is reaped.
+ *
+ * Threads: everything but coil__ring_wake is for the owning thread only;
+ * coil__ring_wake may be called from any thread.
+ *
+ * This file and io/ are the only places that include liburing.h; the ring
+ * struct is kept opaque to the rest of the runtime.
+ */
+#ifndef COIL_IO_RING_H
+#define COIL_IO_RING_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef struct coil__ring coil__ring_t;
+
+typedef struct coil__ring_op {
+	/* Runs on the owning thread when the completion is reaped. */
+	void (*complete)(struct coil__ring_op *op, int res, unsigned flags);
+} coil__ring_op_t;
+
+/*
+ * Creates a ring with `entries` SQ entries (0: 256). Returns 0 or a negative
+ * errno; when io_uring is unavailable (-ENOSYS, -EPERM) it prints why and
+ * what to do on stderr.
+ */
+int coil__ring_create(coil__ring_t **out, unsigned entries);
+
+/* Closes the ring. Operations still in flight are abandoned: callers must
+ * have drained their own operations. */
+void coil__ring_destroy(coil__ring_t *r);
+
+/*
+ * Submits what is queued and reaps completions, waiting up to timeout_ns
+ * (COIL_FOREVER: no limit; 0: do not block) for at least one completion or a
+ * wake-up. Skips the kernel entirely when it must not block and nothing is
+ * queued or in flight. Returns the number of completions dispatched, or a
+ * negative errno.
+ */
+int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns);
+
+/* Wakes a thread waiting in coil__ring_wait. Any thread; async-signal-safe
+ * (a write to an eventfd). */
+void coil__ring_wake(coil__ring_t *r);
+
+/* The ring's setup flags and features, for diagnostics. */
+unsigned coil__ring_setup_flags(const coil__ring_t *r);
+unsigned coil__ring_features(const coil__ring_t *r);
+
+/* Returns the number of operations in flight, the wake-up read excluded. */
+unsigned coil__ring_inflight(const coil__ring_t *r);
+
+#endif

@@ -1,0 +1,287 @@
+/*
+ * runtime/core.h: the internal structures of the single-loop core.
+ *
+ * Objects and who owns them:
+ *  - coil_coro: a coroutine; its context (saved stack pointer and the
+ *    sanitizer bookkeeping of its stack) and its stack, taken at first run
+ *    and given back when it ends.
+ *  - coil_future: state, reference count, outcome and the list of
+ *    done-callbacks and waiters.
+ *  - coil_task: a future plus a pointer to its body. The body (coroutine,
+ *    links, cancellation state) is recycled as soon as the task ends; the
+ *    handle stays until its last reference goes.
+ *  - coil_handle: a call_soon or timer callback.
+ *  - coil_loop: the ready queue (FIFO of runnables: handles, task steps,
+ *    done-callbacks), the timer heap, the ring, the all-tasks list.
+ *
+ * Threads: all fields belong to the loop's thread except those marked
+ * "any thread" (the inbox of call_soon_threadsafe, behind inbox_lock).
+ *
+ * The suspension protocol: a task suspends by registering a coil__waiter_t
+ * with the thing it waits for and switching to its loop
+ * (coil__task_suspend). Whatever completes the wait calls coil__waiter_wake
+ * exactly once after unlinking the waiter; cancellation unlinks it through
+ * the waiter's cancel hook and wakes it with -ECANCELED. A woken task goes to
+ * the tail of its loop's ready queue, as asyncio schedules a task step with
+ * call_soon.
+ */
+#ifndef COIL_RUNTIME_CORE_H
+#define COIL_RUNTIME_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "coil/coil.h"
+#include "list.h"
+#include "stack.h"
+#include "ring.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COIL_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define COIL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COIL_TSAN 1
+#endif
+#endif
+
+/* A place execution can switch to or from: a coroutine or a thread stack. */
+typedef struct coil__ctx {
+	void *sp;
+	const void *stack_lo;   /* for ASan's fiber switch */
+	size_t stack_size;
+#ifdef COIL_ASAN
+	void *asan_fake;
+#endif
+#ifdef COIL_TSAN
+	void *tsan_fiber;
+#endif
+} coil__ctx_t;
+
+enum {
+	COIL__CORO_F_TASK = 1,    /* the body of a task */
+	COIL__CORO_F_EMBEDDED = 2 /* lives inside a task body, not malloc'ed */
+};
+
+struct coil_coro {
+	coil__ctx_t ctx;
+	coil__ctx_t *ret_ctx;     /* where yield and return switch to */
+	struct coil_coro *parent; /* the coroutine that resumed it, or NULL */
+	coil_task_t *task;        /* the task it currently runs in, or NULL */
+	coil__stack_t *stack;
+	coil_fn fn;
+	void *arg;
+	void *xfer;               /* the value crossing the last switch */
+	void *result;
+	coil_dtor result_dtor;
+	char *name;
+	size_t stack_size;        /* 0: default */
+	int xfer_err;             /* error thrown in, 0 if none */
+	int ret;                  /* the body's return code */
+	uint8_t state;            /* coil_coro_state_t */
+	uint8_t flags;
+	bool closing;
+	bool ignored_close;       /* tried to yield while closing */
+	bool awaiting;            /* suspended in an await, not a yield */
+	bool result_taken;
+};
+
+/* The coroutine running on the calling thread (NULL on a thread stack). */
+extern __thread coil_coro_t *coil__cur;
+
+/* Prepares c's stack and context for its first run. Returns 0 or -ENOMEM. */
+int coil__coro_prepare(coil_coro_t *c);
+/* Switches from the thread's current context into c (already prepared),
+ * from a loop: saves into *from. */
+void coil__coro_switch_in(coil__ctx_t *from, coil_coro_t *c);
+/* From inside a coroutine: switches to `to`, saving into the coroutine. */
+void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to);
+/* Gives back the stack of an ended coroutine. */
+void coil__coro_release_stack(coil_coro_t *c);
+/* Fills a context describing the calling thread's current stack. */
+void coil__ctx_here(coil__ctx_t *ctx);
+/* Initialises an embedded coroutine. */
+void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
+		     coil_dtor dtor, unsigned flags);
+/* Frees what an embedded coroutine holds (stack, name). */
+void coil__coro_fini(coil_coro_t *c);
+
+/* Kinds of runnables in a ready queue. */
+enum { COIL__RUN_HANDLE = 1, COIL__RUN_TASK, COIL__RUN_DONE_CB };
+
+typedef struct coil__runnable {
+	coil__fnode_t node;
+	uint8_t kind;
+} coil__runnable_t;
+
+/* A timer in the loop's heap: a handle's or a sleeping task's. */
+typedef struct coil__timer {
+	int64_t when;
+	uint64_t seq;             /* FIFO among equal deadlines */
+	uint32_t idx;             /* position in the heap, UINT32_MAX if none */
+	uint8_t kind;             /* COIL__TIMER_HANDLE or COIL__TIMER_WAITER */
+} coil__timer_t;
+
+enum { COIL__TIMER_HANDLE = 1, COIL__TIMER_WAITER };
+
+typedef struct coil__heap {
+	coil__timer_t **a;
+	uint32_t n, cap;
+} coil__heap_t;
+
+int coil__heap_push(coil__heap_t *h, coil__timer_t *t);
+void coil__heap_remove(coil__heap_t *h, coil__timer_t *t);
+static inline coil__timer_t *coil__heap_top(const coil__heap_t *h)
+{
+	return h->n ? h->a[0] : NULL;
+}
+void coil__heap_free(coil__heap_t *h);
+
+/* Entries of a future's callback list. */
+enum { COIL__CB_DONE = 1, COIL__CB_WAITER };
+
+typedef struct coil__cbnode {
+	coil__list_t link;
+	uint8_t kind;
+} coil__cbnode_t;
+
+/* A done-callback: in the future's list, then in the ready queue. */
+typedef struct coil__donecb {
+	coil__cbnode_t cb;
+	coil__runnable_t run;
+	coil_future_t *fut;       /* a reference, taken when scheduled */
+	coil_done_cb fn;
+	void *arg;
+} coil__donecb_t;
+
+typedef struct coil__waiter coil__waiter_t;
+struct coil__waiter {
+	coil__cbnode_t cb;        /* when waiting on a future */
+	coil__timer_t timer;      /* when sleeping */
+	coil_task_t *task;
+	void (*cancel)(coil__waiter_t *w); /* unlinks it from its source */
+	void *source;
+	int result;
+};
+
+enum {
+	COIL__F_PENDING = 0,
+	COIL__F_RESULT,
+	COIL__F_ERROR,
+	COIL__F_CANCELLED
+};
+
+struct coil_future {
+	uint32_t refs;
+	uint8_t state;
+	bool is_task;
+	bool retrieved;
+	int32_t code;
+	coil_loop_t *loop;
+	void *result;
+	coil_dtor dtor;
+	char *msg;
+	coil__list_t cbs;         /* done-callbacks and waiters, in order */
+};
+
+typedef struct coil__task_body {
+	coil__runnable_t run;
+	coil_task_t *task;
+	coil_coro_t coro;         /* the task's own coroutine */
+	coil_coro_t *resume;      /* innermost coroutine to resume */
+	coil__waiter_t *waiting;  /* what it is suspended on, or NULL */
+	coil__list_t all;         /* the loop's list of live tasks */
+	char *cancel_msg;
+	char *errmsg;             /* set by coil_errorf */
+	bool must_cancel;         /* deliver -ECANCELED at the next await */
+	bool started;
+	bool queued;              /* in the ready queue */
+	bool pinned;
+} coil__task_body_t;
+
+struct coil_task {
+	coil_future_t fut;
+	uint64_t id;
+	coil__task_body_t *body;  /* NULL once done */
+	char *name;               /* NULL: "Task-<id>" */
+	int32_t cancel_requests;
+};
+
+struct coil_handle {
+	coil__runnable_t run;
+	coil__timer_t timer;
+	coil_loop_t *loop;
+	coil_cb cb;
+	void *arg;
+	uint32_t refs;            /* the loop's while scheduled, the user's */
+	bool cancelled;
+	bool scheduled;           /* in the ready queue or the heap */
+	bool is_timer;
+};
+
+struct coil_loop {
+	coil__ctx_t sched;        /* the loop's own context while it runs */
+	coil_coro_t *sched_cur;   /* coil__cur to restore when a task yields */
+	coil__fifo_t ready;
+	coil__heap_t timers;
+	uint64_t timer_seq;
+	coil__ring_t *ring;
+	int64_t vnow;             /* the virtual clock, when enabled */
+	coil_task_t *current;
+	coil__list_t tasks;       /* live tasks (their bodies) */
+	size_t ntasks;
+	uint32_t refs;            /* futures alive on this loop, +1 until closed */
+	bool virtual_clock;
+	bool running;
+	bool stopping;
+	bool closed;
+	size_t stack_size;
+	coil_exception_handler exc_handler;
+	void *exc_arg;
+	coil_task_factory factory;
+	void *factory_arg;
+	coil__task_body_t *free_bodies;
+	size_t nfree_bodies;
+	char *name;
+	pthread_t thread;         /* the thread running it */
+	/* Any thread: call_soon_threadsafe's inbox. */
+	pthread_mutex_t inbox_lock;
+	coil__fifo_t inbox;
+	atomic_size_t inbox_len;
+};
+
+/* The calling thread's running loop. */
+extern __thread coil_loop_t *coil__running_loop;
+
+int64_t coil__clock_ns(void);
+int64_t coil__loop_now(const coil_loop_t *loop);
+void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r);
+int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when);
+void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t);
+void coil__loop_unref(coil_loop_t *loop);
+void coil__loop_run_task(coil_loop_t *loop, coil__task_body_t *b);
+
+void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task);
+void coil__future_finish(coil_future_t *f, int state, int code, void *result,
+			 coil_dtor dtor, char *msg);
+void coil__donecb_run(coil__donecb_t *d);
+
+/* Suspends the current task on w until coil__waiter_wake. Returns w's
+ * result. The caller has registered w with its source. */
+int coil__task_suspend(coil__waiter_t *w);
+void coil__waiter_wake(coil__waiter_t *w, int result);
+void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
+void coil__task_step_done(coil_loop_t *loop, coil__task_body_t *b);
+/* Closes a task that ignored repeated cancellation (loop close). */
+void coil__task_force_close(coil__task_body_t *b);
+
+/* Takes the message set by coil_errorf on this thread/task, or NULL. */
+char *coil__take_errmsg(void);
+
+#endif

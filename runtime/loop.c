@@ -1,0 +1,647 @@
+/*
+ * runtime/loop.c: the event loop (see coil/loop.h).
+ *
+ * One iteration (run_once), as asyncio's _run_once:
+ *   1. take what other threads handed over (the inbox);
+ *   2. wait in the ring: not at all if something is ready, until the next
+ *      timer if one is pending, else until a completion or a wake-up;
+ *   3. with the virtual clock, jump to the next deadline when nothing is
+ *      ready;
+ *   4. move due timers to the tail of the ready queue;
+ *   5. run the runnables that are ready now, and only those: what they
+ *      schedule runs in the next iteration. That is what makes stop() let
+ *      the current iteration finish and leave later callbacks for the next
+ *      run.
+ *
+ * Runnables are handles (call_soon, due timers), task steps and
+ * done-callbacks, all in one FIFO so that their relative order is asyncio's.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "core.h"
+
+__thread coil_loop_t *coil__running_loop;
+static __thread coil_loop_t *current_loop;
+
+int64_t coil__clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * COIL_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+int64_t coil__loop_now(const coil_loop_t *loop)
+{
+	return loop->virtual_clock ? loop->vnow : coil__clock_ns();
+}
+
+void coil_runtime_opts_init(coil_runtime_opts_t *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->size = sizeof(*opts);
+}
+
+/* Reads the caller's options field by field: a caller built against an
+ * older header passes a smaller struct. */
+static void opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in)
+{
+	coil_runtime_opts_init(o);
+	if (!in)
+		return;
+	size_t n = in->size < sizeof(*o) ? in->size : sizeof(*o);
+	if (n > sizeof(o->size))
+		memcpy((char *)o + sizeof(o->size), (const char *)in + sizeof(o->size),
+		       n - sizeof(o->size));
+	o->size = sizeof(*o);
+}
+
+int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
+{
+	if (!out)
+		return -EINVAL;
+	coil_runtime_opts_t o;
+	opts_read(&o, in);
+	coil_loop_t *loop = coil__calloc(sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	int rc = coil__ring_create(&loop->ring, o.ring_entries);
+	if (rc) {
+		coil__free(loop, sizeof(*loop));
+		return rc;
+	}
+	coil__fifo_init(&loop->ready);
+	coil__fifo_init(&loop->inbox);
+	coil__list_init(&loop->tasks);
+	pthread_mutex_init(&loop->inbox_lock, NULL);
+	loop->refs = 1;
+	loop->virtual_clock = o.virtual_clock;
+	loop->stack_size = o.stack_size;
+	if (loop->virtual_clock)
+		loop->vnow = coil__clock_ns();
+	*out = loop;
+	return 0;
+}
+
+int coil_new_event_loop(coil_loop_t **out)
+{
+	return coil_new_event_loop_opts(out, NULL);
+}
+
+void coil_set_event_loop(coil_loop_t *loop)
+{
+	current_loop = loop;
+}
+
+coil_loop_t *coil_get_event_loop(void)
+{
+	return coil__running_loop ? coil__running_loop : current_loop;
+}
+
+coil_loop_t *coil_get_running_loop(void)
+{
+	return coil__running_loop;
+}
+
+double coil_loop_time(const coil_loop_t *loop)
+{
+	return (double)coil_loop_time_ns(loop) / 1e9;
+}
+
+int64_t coil_loop_time_ns(const coil_loop_t *loop)
+{
+	if (!loop)
+		loop = coil_get_event_loop();
+	return loop ? coil__loop_now(loop) : coil__clock_ns();
+}
+
+/* --- runnables, timers, handles --------------------------------------- */
+
+void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r)
+{
+	coil__fifo_push(&loop->ready, &r->node);
+}
+
+int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when)
+{
+	t->when = when;
+	t->seq = loop->timer_seq++;
+	t->idx = UINT32_MAX;
+	return coil__heap_push(&loop->timers, t);
+}
+
+void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t)
+{
+	coil__heap_remove(&loop->timers, t);
+}
+
+static void handle_unref(coil_handle_t *h)
+{
+	if (--h->refs == 0)
+		coil__free(h, sizeof(*h));
+}
+
+static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
+				 coil_handle_t **out)
+{
+	coil_handle_t *h = coil__malloc(sizeof(*h));
+	if (!h)
+		return NULL;
+	h->run.kind = COIL__RUN_HANDLE;
+	h->loop = loop;
+	h->cb = cb;
+	h->arg = arg;
+	h->refs = out ? 2 : 1;
+	h->cancelled = false;
+	h->scheduled = true;
+	h->is_timer = false;
+	h->timer.kind = COIL__TIMER_HANDLE;
+	h->timer.idx = UINT32_MAX;
+	h->timer.when = -1;
+	if (out)
+		*out = h;
+	return h;
+}
+
+int coil_loop_call_soon(coil_loop_t *loop, coil_cb cb, void *arg,
+			coil_handle_t **out)
+{
+	if (!loop || !cb)
+		return -EINVAL;
+	if (loop->closed)
+		return COIL_ECLOSED;
+	coil_handle_t *h = handle_new(loop, cb, arg, out);
+	if (!h)
+		return -ENOMEM;
+	coil__loop_push_ready(loop, &h->run);
+	return 0;
+}
+
+int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
+		      void *arg, coil_handle_t **out)
+{
+	if (!loop || !cb)
+		return -EINVAL;
+	if (loop->closed)
+		return COIL_ECLOSED;
+	coil_handle_t *h = handle_new(loop, cb, arg, NULL);
+	if (!h)
+		return -ENOMEM;
+	h->is_timer = true;
+	int rc = coil__loop_add_timer(loop, &h->timer, when_ns);
+	if (rc) {
+		coil__free(h, sizeof(*h));
+		return rc;
+	}
+	if (out) {
+		h->refs++;
+		*out = h;
+	}
+	return 0;
+}
+
+int coil_loop_call_later(coil_loop_t *loop, int64_t delay_ns, coil_cb cb,
+			 void *arg, coil_handle_t **out)
+{
+	if (!loop)
+		return -EINVAL;
+	if (delay_ns < 0)
+		delay_ns = 0;
+	int64_t now = coil__loop_now(loop);
+	int64_t when = delay_ns > INT64_MAX - now ? INT64_MAX : now + delay_ns;
+	return coil_loop_call_at(loop, when, cb, arg, out);
+}
+
+bool coil_handle_cancel(coil_handle_t *h)
+{
+	if (h->cancelled || !h->scheduled)
+		return false;
+	h->cancelled = true;
+	if (h->is_timer && h->timer.idx != UINT32_MAX) {
+		/* Still in the heap: take it out now, O(log n). */
+		coil__loop_del_timer(h->loop, &h->timer);
+		h->scheduled = false;
+		handle_unref(h);
+	}
+	/* Otherwise it sits in the ready queue, which skips it. */
+	return true;
+}
+
+bool coil_handle_cancelled(const coil_handle_t *h)
+{
+	return h->cancelled;
+}
+
+int64_t coil_handle_when(const coil_handle_t *h)
+{
+	return h->is_timer ? h->timer.when : -1;
+}
+
+void coil_handle_release(coil_handle_t *h)
+{
+	if (h)
+		handle_unref(h);
+}
+
+size_t coil_loop_ready_count(const coil_loop_t *loop)
+{
+	return loop->ready.len;
+}
+
+size_t coil_loop_timer_count(const coil_loop_t *loop)
+{
+	return loop->timers.n;
+}
+
+/* --- cross-thread entry ----------------------------------------------- */
+
+int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
+{
+	if (!loop || !cb)
+		return -EINVAL;
+	coil_handle_t *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	memset(h, 0, sizeof(*h));
+	h->run.kind = COIL__RUN_HANDLE;
+	h->loop = loop;
+	h->cb = cb;
+	h->arg = arg;
+	h->refs = 1;
+	h->scheduled = true;
+	h->timer.idx = UINT32_MAX;
+	h->timer.when = -1;
+	pthread_mutex_lock(&loop->inbox_lock);
+	if (loop->closed) {
+		pthread_mutex_unlock(&loop->inbox_lock);
+		free(h);
+		return COIL_ECLOSED;
+	}
+	coil__fifo_push(&loop->inbox, &h->run.node);
+	/* Release: the loop's acquire load of inbox_len sees the push. */
+	size_t was = atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_release);
+	pthread_mutex_unlock(&loop->inbox_lock);
+	/* Only the first of a burst needs to wake the loop. */
+	if (was == 0)
+		coil__ring_wake(loop->ring);
+	return 0;
+}
+
+static void drain_inbox(coil_loop_t *loop)
+{
+	if (!atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&loop->inbox_lock);
+	coil__fifo_t q = loop->inbox;
+	coil__fifo_init(&loop->inbox);
+	atomic_store_explicit(&loop->inbox_len, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&loop->inbox_lock);
+	if (!q.head)
+		return;
+	/* Handles from other threads were allocated with libc malloc (the
+	 * caller has no arena of ours): mark them so they are freed alike. */
+	for (coil__fnode_t *n = q.head; n; n = n->next) {
+		coil_handle_t *h = coil__container_of(n, coil_handle_t, run.node);
+		h->is_timer = false;
+		h->timer.kind = 0;
+	}
+	coil__fifo_splice(&loop->ready, &q);
+}
+
+/* --- running ------------------------------------------------------------ */
+
+static void run_handle(coil_handle_t *h)
+{
+	h->scheduled = false;
+	if (!h->cancelled)
+		h->cb(h->arg);
+	if (h->timer.kind == 0) {
+		/* A call_soon_threadsafe handle (libc allocation). */
+		free(h);
+		return;
+	}
+	handle_unref(h);
+}
+
+static void run_runnable(coil_loop_t *loop, coil__runnable_t *r)
+{
+	switch (r->kind) {
+	case COIL__RUN_HANDLE:
+		run_handle(coil__container_of(r, coil_handle_t, run));
+		break;
+	case COIL__RUN_TASK:
+		coil__loop_run_task(loop, coil__container_of(r, coil__task_body_t, run));
+		break;
+	case COIL__RUN_DONE_CB:
+		coil__donecb_run(coil__container_of(r, coil__donecb_t, run));
+		break;
+	}
+}
+
+static void fire_timers(coil_loop_t *loop)
+{
+	coil__timer_t *t = coil__heap_top(&loop->timers);
+	if (!t)
+		return;
+	int64_t now = coil__loop_now(loop);
+	while ((t = coil__heap_top(&loop->timers)) && t->when <= now) {
+		coil__heap_remove(&loop->timers, t);
+		if (t->kind == COIL__TIMER_HANDLE) {
+			coil_handle_t *h = coil__container_of(t, coil_handle_t, timer);
+			coil__loop_push_ready(loop, &h->run);
+		} else {
+			coil__waiter_t *w = coil__container_of(t, coil__waiter_t, timer);
+			coil__waiter_wake(w, 0);
+		}
+	}
+}
+
+static void run_once(coil_loop_t *loop)
+{
+	drain_inbox(loop);
+	int64_t timeout = COIL_FOREVER;
+	coil__timer_t *top = coil__heap_top(&loop->timers);
+	if (loop->ready.len || loop->stopping) {
+		timeout = 0;
+	} else if (top) {
+		if (loop->virtual_clock) {
+			timeout = 0;
+		} else {
+			int64_t d = top->when - coil__clock_ns();
+			timeout = d > 0 ? d : 0;
+		}
+	}
+	coil__ring_wait(loop->ring, timeout);
+	drain_inbox(loop);
+	if (loop->virtual_clock && !loop->ready.len &&
+	    (top = coil__heap_top(&loop->timers)) && top->when > loop->vnow)
+		loop->vnow = top->when;
+	fire_timers(loop);
+	size_t n = loop->ready.len;
+	while (n--) {
+		coil__fnode_t *node = coil__fifo_pop(&loop->ready);
+		run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
+	}
+}
+
+static int loop_enter(coil_loop_t *loop)
+{
+	if (loop->closed)
+		return COIL_ECLOSED;
+	if (loop->running || coil__running_loop)
+		return -EBUSY;
+	loop->running = true;
+	loop->thread = pthread_self();
+	coil__running_loop = loop;
+	loop->sched_cur = coil__cur;
+	coil__ctx_here(&loop->sched);
+	coil__alloc_thread_acquire();
+	return 0;
+}
+
+static void loop_leave(coil_loop_t *loop)
+{
+	coil__alloc_thread_release();
+	loop->running = false;
+	loop->stopping = false;
+	coil__running_loop = NULL;
+}
+
+int coil_loop_run_forever(coil_loop_t *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	int rc = loop_enter(loop);
+	if (rc)
+		return rc;
+	for (;;) {
+		run_once(loop);
+		if (loop->stopping)
+			break;
+	}
+	loop_leave(loop);
+	return 0;
+}
+
+static void stop_when_done(coil_future_t *f, void *arg)
+{
+	(void)f;
+	coil_loop_stop(arg);
+}
+
+int coil_loop_run_until_complete(coil_loop_t *loop, coil_future_t *f,
+				 void **result)
+{
+	if (!loop || !f || f->loop != loop)
+		return -EINVAL;
+	if (loop->closed)
+		return COIL_ECLOSED;
+	if (!coil_future_done(f)) {
+		int rc = coil_future_add_done_callback(f, stop_when_done, loop);
+		if (rc)
+			return rc;
+		rc = coil_loop_run_forever(loop);
+		coil_future_remove_done_callback(f, stop_when_done, loop);
+		if (rc)
+			return rc;
+		if (!coil_future_done(f))
+			return -EINTR;
+	}
+	return coil_future_result(f, result);
+}
+
+void coil_loop_stop(coil_loop_t *loop)
+{
+	loop->stopping = true;
+}
+
+bool coil_loop_is_running(const coil_loop_t *loop)
+{
+	return loop->running;
+}
+
+bool coil_loop_is_closed(const coil_loop_t *loop)
+{
+	return loop->closed;
+}
+
+/* Cancels every live task, then closes those that keep ignoring it. Runs
+ * the loop until they are all done or nothing can make progress. */
+static void finish_tasks(coil_loop_t *loop)
+{
+	for (int round = 0; loop->ntasks && round < 8; round++) {
+		for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
+			coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
+			if (round < 4)
+				coil_task_cancel(b->task, NULL);
+			else
+				coil__task_force_close(b);
+		}
+		for (int i = 0; loop->ntasks && i < 100000; i++) {
+			if (!loop->ready.len && !loop->timers.n &&
+			    !coil__ring_inflight(loop->ring) &&
+			    !atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
+				break;
+			run_once(loop);
+		}
+	}
+	if (loop->ntasks)
+		fprintf(stderr, "coil: loop closed with %zu task(s) that ignored "
+			"cancellation and close; their memory is abandoned\n",
+			loop->ntasks);
+}
+
+static void drop_ready(coil_loop_t *loop)
+{
+	coil__fnode_t *n;
+	while ((n = coil__fifo_pop(&loop->ready))) {
+		coil__runnable_t *r = coil__container_of(n, coil__runnable_t, node);
+		if (r->kind == COIL__RUN_HANDLE) {
+			coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
+			h->scheduled = false;
+			if (h->timer.kind == 0)
+				free(h);
+			else
+				handle_unref(h);
+		} else if (r->kind == COIL__RUN_DONE_CB) {
+			coil__donecb_t *d = coil__container_of(r, coil__donecb_t, run);
+			coil_future_t *f = d->fut;
+			coil__free(d, sizeof(*d));
+			coil_future_release(f);
+		}
+	}
+	while (loop->timers.n) {
+		coil__timer_t *t = coil__heap_top(&loop->timers);
+		coil__heap_remove(&loop->timers, t);
+		if (t->kind == COIL__TIMER_HANDLE) {
+			coil_handle_t *h = coil__container_of(t, coil_handle_t, timer);
+			h->scheduled = false;
+			handle_unref(h);
+		}
+	}
+}
+
+static void loop_free(coil_loop_t *loop)
+{
+	coil__ring_destroy(loop->ring);
+	pthread_mutex_destroy(&loop->inbox_lock);
+	coil__free(loop, sizeof(*loop));
+}
+
+void coil__loop_unref(coil_loop_t *loop)
+{
+	if (--loop->refs == 0)
+		loop_free(loop);
+}
+
+int coil_loop_close(coil_loop_t *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->running)
+		return -EBUSY;
+	if (loop->closed)
+		return 0;
+	if (loop->ntasks && loop_enter(loop) == 0) {
+		finish_tasks(loop);
+		loop_leave(loop);
+	}
+	pthread_mutex_lock(&loop->inbox_lock);
+	loop->closed = true;
+	coil__fifo_splice(&loop->ready, &loop->inbox);
+	pthread_mutex_unlock(&loop->inbox_lock);
+	drop_ready(loop);
+	coil__heap_free(&loop->timers);
+	while (loop->free_bodies) {
+		coil__task_body_t *b = loop->free_bodies;
+		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
+		coil__free(b, sizeof(*b));
+	}
+	loop->nfree_bodies = 0;
+	if (current_loop == loop)
+		current_loop = NULL;
+	coil__loop_unref(loop);
+	return 0;
+}
+
+/* --- the exception handler -------------------------------------------- */
+
+void coil_loop_set_exception_handler(coil_loop_t *loop,
+				     coil_exception_handler h, void *arg)
+{
+	loop->exc_handler = h;
+	loop->exc_arg = h ? arg : NULL;
+}
+
+coil_exception_handler coil_loop_get_exception_handler(coil_loop_t *loop,
+						       void **arg)
+{
+	if (arg)
+		*arg = loop->exc_arg;
+	return loop->exc_handler;
+}
+
+void coil_loop_default_exception_handler(coil_loop_t *loop,
+					 const coil_exc_context_t *ctx)
+{
+	(void)loop;
+	fprintf(stderr, "coil: %s\n", ctx->message ? ctx->message : "error");
+	if (ctx->error)
+		fprintf(stderr, "  error: %s (%s)%s%s\n", coil_err_name(ctx->error),
+			coil_strerror(ctx->error), ctx->error_message ? ": " : "",
+			ctx->error_message ? ctx->error_message : "");
+	if (ctx->task)
+		fprintf(stderr, "  task: %s\n", coil_task_get_name(ctx->task));
+	else if (ctx->future)
+		fprintf(stderr, "  future: %p\n", (void *)ctx->future);
+	if (ctx->handle)
+		fprintf(stderr, "  handle: %p\n", (void *)ctx->handle);
+}
+
+void coil_loop_call_exception_handler(coil_loop_t *loop,
+				      const coil_exc_context_t *ctx)
+{
+	if (loop && loop->exc_handler)
+		loop->exc_handler(loop, ctx, loop->exc_arg);
+	else
+		coil_loop_default_exception_handler(loop, ctx);
+}
+
+/* --- coil_run ----------------------------------------------------------- */
+
+int coil_run(coil_fn fn, void *arg, void **result,
+	     const coil_runtime_opts_t *opts)
+{
+	if (!fn)
+		return -EINVAL;
+	if (coil__running_loop)
+		return -EBUSY;
+	coil_loop_t *loop;
+	int rc = coil_new_event_loop_opts(&loop, opts);
+	if (rc)
+		return rc;
+	coil_loop_t *prev = current_loop;
+	current_loop = loop;
+	coil_task_t *main_task;
+	rc = coil_loop_create_task(loop, &main_task, fn, arg, NULL);
+	if (rc == 0) {
+		void *res = NULL;
+		rc = coil_loop_run_until_complete(loop, &main_task->fut, &res);
+		if (rc == 0) {
+			if (result) {
+				/* The caller takes the result over. */
+				main_task->fut.dtor = NULL;
+				*result = res;
+			}
+		}
+		coil_task_detach(main_task);
+	}
+	coil_loop_close(loop);
+	current_loop = prev;
+	return rc;
+}
