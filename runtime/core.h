@@ -35,6 +35,7 @@
 #include "list.h"
 #include "stack.h"
 #include "ring.h"
+#include "ctx.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COIL_ASAN 1
@@ -51,6 +52,13 @@
 #endif
 #endif
 
+#ifdef COIL_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef COIL_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 /* A place execution can switch to or from: a coroutine or a thread stack. */
 typedef struct coil__ctx {
 	void *sp;
@@ -63,6 +71,30 @@ typedef struct coil__ctx {
 	void *tsan_fiber;
 #endif
 } coil__ctx_t;
+
+/*
+ * Switches from `from` to `to`, handing `arg` over as the return value of the
+ * switch call the other side is suspended in, and returns what the side that
+ * switches back hands over. Without ASan the switch is the caller's last
+ * act, a tail jump (see ctx.h); ASan needs a hook after the switch.
+ */
+static inline int coil__ctx_jump(coil__ctx_t *from, coil__ctx_t *to, intptr_t arg,
+			   bool exiting)
+{
+#ifdef COIL_ASAN
+	__sanitizer_start_switch_fiber(exiting ? NULL : &from->asan_fake,
+				       to->stack_lo, to->stack_size);
+	int r = coil__ctx_switch_int(&from->sp, to->sp, arg);
+	__sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
+	return r;
+#else
+	(void)exiting;
+#ifdef COIL_TSAN
+	__tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+	return coil__ctx_switch_int(&from->sp, to->sp, arg);
+#endif
+}
 
 enum {
 	COIL__CORO_F_TASK = 1,    /* the body of a task */
@@ -77,12 +109,12 @@ struct coil_coro {
 	coil__stack_t *stack;
 	coil_fn fn;
 	void *arg;
-	void *xfer;               /* the value crossing the last switch */
+	void **out_ptr;           /* where the resumer wants the yielded value */
+	void **sent_ptr;          /* where the yielder wants the sent value */
 	void *result;
 	coil_dtor result_dtor;
 	char *name;
 	size_t stack_size;        /* 0: default */
-	int xfer_err;             /* error thrown in, 0 if none */
 	int ret;                  /* the body's return code */
 	uint8_t state;            /* coil_coro_state_t */
 	uint8_t flags;
@@ -97,9 +129,6 @@ extern __thread coil_coro_t *coil__cur;
 
 /* Prepares c's stack and context for its first run. Returns 0 or -ENOMEM. */
 int coil__coro_prepare(coil_coro_t *c);
-/* Switches from the thread's current context into c (already prepared),
- * from a loop: saves into *from. */
-void coil__coro_switch_in(coil__ctx_t *from, coil_coro_t *c);
 /* From inside a coroutine: switches to `to`, saving into the coroutine. */
 void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to);
 /* Gives back the stack of an ended coroutine. */
@@ -265,7 +294,6 @@ void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r);
 int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when);
 void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t);
 void coil__loop_unref(coil_loop_t *loop);
-void coil__loop_run_task(coil_loop_t *loop, coil__task_body_t *b);
 
 void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task);
 void coil__future_finish(coil_future_t *f, int state, int code, void *result,
@@ -277,7 +305,11 @@ void coil__donecb_run(coil__donecb_t *d);
 int coil__task_suspend(coil__waiter_t *w);
 void coil__waiter_wake(coil__waiter_t *w, int result);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
-void coil__task_step_done(coil_loop_t *loop, coil__task_body_t *b);
+/* Before a task step: takes the stack on the first step, or ends a task
+ * cancelled before it started. Returns false if there is nothing to run. */
+bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b);
+/* After a step in which the task's body returned: records the outcome. */
+void coil__task_end(coil_loop_t *loop, coil__task_body_t *b);
 /* Closes a task that ignored repeated cancellation (loop close). */
 void coil__task_force_close(coil__task_body_t *b);
 

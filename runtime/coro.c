@@ -24,12 +24,6 @@
 #include "core.h"
 #include "ctx.h"
 
-#ifdef COIL_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-#ifdef COIL_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
 
 __thread coil_coro_t *coil__cur;
 
@@ -87,23 +81,6 @@ void coil__ctx_here(coil__ctx_t *ctx)
 #endif
 #ifdef COIL_TSAN
 	ctx->tsan_fiber = __tsan_get_current_fiber();
-#endif
-}
-
-static inline void ctx_switch(coil__ctx_t *from, coil__ctx_t *to, bool exiting)
-{
-#ifdef COIL_ASAN
-	__sanitizer_start_switch_fiber(exiting ? NULL : &from->asan_fake,
-				       to->stack_lo, to->stack_size);
-#else
-	(void)exiting;
-#endif
-#ifdef COIL_TSAN
-	__tsan_switch_to_fiber(to->tsan_fiber, 0);
-#endif
-	coil__ctx_switch(&from->sp, to->sp, NULL);
-#ifdef COIL_ASAN
-	__sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
 #endif
 }
 
@@ -227,21 +204,16 @@ static void overflow_guard_thread_init(void)
 
 /* --- coroutine lifecycle ---------------------------------------------- */
 
-static void coro_main(void *unused)
+static void coro_main(void *arg)
 {
-	(void)unused;
 #ifdef COIL_ASAN
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 	coil_coro_t *c = coil__cur;
-	int ret;
-	if (c->xfer_err) {
-		/* Thrown into before it ran: it ends with that error. */
-		ret = c->xfer_err;
-		c->xfer_err = 0;
-	} else {
+	/* The first switch in hands over the error thrown in, if any. */
+	int ret = (int)(intptr_t)arg;
+	if (!ret)
 		ret = c->fn(c->arg, &c->result);
-	}
 	c->ret = ret;
 	c->state = COIL_CORO_CLOSED;
 	if (ret != 0 && c->result && c->result_dtor) {
@@ -249,7 +221,12 @@ static void coro_main(void *unused)
 		c->result_dtor(c->result);
 		c->result = NULL;
 	}
-	coil__coro_switch_out(c, c->ret_ctx);
+	if (c->out_ptr)
+		*c->out_ptr = ret == 0 ? c->result : NULL;
+	coil__cur = c->parent;
+	/* The stack stays with the coroutine until it is destroyed (or the
+	 * task ends): we are still running on it. */
+	coil__ctx_jump(&c->ctx, c->ret_ctx, ret == 0 ? COIL_EDONE : ret, true);
 	__builtin_unreachable();
 }
 
@@ -295,15 +272,9 @@ void coil__coro_release_stack(coil_coro_t *c)
 	c->stack = NULL;
 }
 
-void coil__coro_switch_in(coil__ctx_t *from, coil_coro_t *c)
-{
-	coil__cur = c;
-	ctx_switch(from, &c->ctx, false);
-}
-
 void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to)
 {
-	ctx_switch(&c->ctx, to, c->state == COIL_CORO_CLOSED);
+	coil__ctx_jump(&c->ctx, to, 0, false);
 }
 
 void coil__coro_fini(coil_coro_t *c)
@@ -331,7 +302,12 @@ int coil_coro_create(coil_coro_t **out, coil_fn fn, void *arg,
 	return 0;
 }
 
-/* Resumes c from the current context; returns as coil_coro_resume. */
+/*
+ * Resumes c from the current context; returns as coil_coro_resume. The
+ * result crosses the switch: c's yield (or end) hands over the return code
+ * and writes the value through c->out_ptr, so nothing is left to do here
+ * after the switch and it can be a tail jump.
+ */
 static int resume(coil_coro_t *c, void *value, int err, void **out)
 {
 	if (c->state == COIL_CORO_CREATED) {
@@ -347,27 +323,17 @@ static int resume(coil_coro_t *c, void *value, int err, void **out)
 			return rc;
 	} else if (c->state != COIL_CORO_SUSPENDED || c->awaiting) {
 		return COIL_EINVALSTATE;
+	} else if (!err && c->sent_ptr) {
+		*c->sent_ptr = value;
 	}
 	coil_coro_t *parent = coil__cur;
 	c->parent = parent;
 	c->task = parent ? parent->task : NULL;
 	c->ret_ctx = parent ? &parent->ctx : thread_context();
-	c->xfer = value;
-	c->xfer_err = err;
+	c->out_ptr = out;
 	c->state = COIL_CORO_RUNNING;
 	coil__cur = c;
-	ctx_switch(c->ret_ctx, &c->ctx, false);
-	/* Back: c yielded or ended. */
-	coil__cur = parent;
-	if (c->state == COIL_CORO_CLOSED) {
-		coil__coro_release_stack(c);
-		if (out)
-			*out = c->ret == 0 ? c->result : NULL;
-		return c->ret == 0 ? COIL_EDONE : c->ret;
-	}
-	if (out)
-		*out = c->xfer;
-	return 0;
+	return coil__ctx_jump(c->ret_ctx, &c->ctx, err, false);
 }
 
 int coil_coro_resume(coil_coro_t *c, void *value, void **out)
@@ -459,18 +425,14 @@ int coil_coro_yield(void *value, void **sent)
 		c->ignored_close = true;
 		return COIL_ECLOSED;
 	}
-	c->xfer = value;
+	if (c->out_ptr)
+		*c->out_ptr = value;
+	c->sent_ptr = sent;
 	c->state = COIL_CORO_SUSPENDED;
-	coil__coro_switch_out(c, c->ret_ctx);
-	/* Resumed: resume() set our state and the value or error. */
-	int err = c->xfer_err;
-	if (err) {
-		c->xfer_err = 0;
-		return err;
-	}
-	if (sent)
-		*sent = c->xfer;
-	return 0;
+	coil__cur = c->parent;
+	/* Returns what the next resume hands over: 0 (the value went through
+	 * sent_ptr), a thrown error, or COIL_ECLOSED. */
+	return coil__ctx_jump(&c->ctx, c->ret_ctx, 0, false);
 }
 
 coil_coro_t *coil_coro_current(void)

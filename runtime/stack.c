@@ -264,12 +264,10 @@ static inline struct chunk *chunk_of(coil__stack_t *s)
 
 static unsigned chunk_count_for(size_t stride)
 {
+	if (stride > CHUNK_MAX_BYTES / CHUNK_MIN_STACKS)
+		return stride < CHUNK_MAX_BYTES ? (unsigned)(CHUNK_MAX_BYTES / stride) : 1;
 	size_t n = (CHUNK_MIN_BYTES + stride - 1) / stride;
-	if (n < CHUNK_MIN_STACKS)
-		n = CHUNK_MIN_STACKS;
-	if (n * stride > CHUNK_MAX_BYTES)
-		n = stride < CHUNK_MAX_BYTES ? CHUNK_MAX_BYTES / stride : 1;
-	return (unsigned)n;
+	return n < CHUNK_MIN_STACKS ? CHUNK_MIN_STACKS : (unsigned)n;
 }
 
 static int guard_install(char *p)
@@ -403,25 +401,27 @@ static void pool_put(coil__stack_t *list)
 
 /* --- thread caches ------------------------------------------------------ */
 
-static inline struct tc_bin *tc_lookup(size_t size)
+/* The hot paths take &tc once and pass it down: in a shared library each
+ * mention of a __thread variable may cost a call to __tls_get_addr. */
+static inline struct tc_bin *tc_lookup(struct tcache *t, size_t size)
 {
 	for (int i = 0; i < TC_BINS; i++)
-		if (tc.bins[i].size == size)
-			return &tc.bins[i];
+		if (t->bins[i].size == size)
+			return &t->bins[i];
 	return NULL;
 }
 
-static inline void tc_live_add(long d)
+static inline void tc_live_add(struct tcache *t, long d)
 {
-	long v = atomic_load_explicit(&tc.live, memory_order_relaxed);
-	atomic_store_explicit(&tc.live, v + d, memory_order_relaxed);
+	long v = atomic_load_explicit(&t->live, memory_order_relaxed);
+	atomic_store_explicit(&t->live, v + d, memory_order_relaxed);
 }
 
 /* Returns the bin for `size`, claiming an empty one; NULL when the thread is
  * exiting or every bin holds stacks of other sizes. */
 static struct tc_bin *tc_bin_get(size_t size)
 {
-	struct tc_bin *b = tc_lookup(size);
+	struct tc_bin *b = tc_lookup(&tc, size);
 	if (b || tc.dead)
 		return b;
 	for (int i = 0; i < TC_BINS && !b; i++)
@@ -461,7 +461,7 @@ static void tc_exit(void *arg)
 
 /* --- allocation and free ------------------------------------------------ */
 
-static coil__stack_t *alloc_slow(size_t size)
+__attribute__((noinline)) static coil__stack_t *alloc_slow(size_t size)
 {
 	struct tc_bin *b = tc_bin_get(size);
 	pthread_mutex_lock(&pool_lock);
@@ -501,7 +501,7 @@ static coil__stack_t *alloc_slow(size_t size)
 	}
 	pthread_mutex_unlock(&pool_lock);
 	if (b)
-		tc_live_add(1);
+		tc_live_add(&tc, 1);
 	else
 		atomic_fetch_add_explicit(&stray_live, 1, memory_order_relaxed);
 	s->next = NULL;
@@ -515,12 +515,13 @@ coil__stack_t *coil__stack_alloc(size_t size)
 	if (size > SIZE_MAX / 2)
 		return NULL;
 	size = size ? (size + page_size - 1) & ~(page_size - 1) : page_size;
-	struct tc_bin *b = tc_lookup(size);
+	struct tcache *t = &tc;
+	struct tc_bin *b = tc_lookup(t, size);
 	if (likely(b && b->head)) {
 		coil__stack_t *s = b->head;
 		b->head = s->next;
 		b->count--;
-		tc_live_add(1);
+		tc_live_add(t, 1);
 		s->next = NULL;
 		s->flags &= ~(unsigned)STACK_F_COLD;
 		return s;
@@ -528,7 +529,7 @@ coil__stack_t *coil__stack_alloc(size_t size)
 	return alloc_slow(size);
 }
 
-static void free_slow(coil__stack_t *s, struct tc_bin *b)
+__attribute__((noinline)) static void free_slow(coil__stack_t *s, struct tc_bin *b)
 {
 	if (!b)
 		b = tc_bin_get(s->size);
@@ -552,7 +553,7 @@ static void free_slow(coil__stack_t *s, struct tc_bin *b)
 	s->next = b->head;
 	b->head = s;
 	b->count++;
-	tc_live_add(-1);
+	tc_live_add(&tc, -1);
 }
 
 void coil__stack_free(coil__stack_t *s)
@@ -562,12 +563,13 @@ void coil__stack_free(coil__stack_t *s)
 #ifdef STACK_ASAN
 	ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
 #endif
-	struct tc_bin *b = tc_lookup(s->size);
+	struct tcache *t = &tc;
+	struct tc_bin *b = tc_lookup(t, s->size);
 	if (likely(b && b->count < TC_MAX)) {
 		s->next = b->head;
 		b->head = s;
 		b->count++;
-		tc_live_add(-1);
+		tc_live_add(t, -1);
 		return;
 	}
 	free_slow(s, b);

@@ -175,31 +175,27 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	coil_future_release(&t->fut);
 }
 
-void coil__loop_run_task(coil_loop_t *loop, coil__task_body_t *b)
+bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
 {
-	coil_task_t *t = b->task;
 	b->queued = false;
-	if (!b->started) {
-		if (b->must_cancel) {
-			task_finish(loop, t, -ECANCELED);
-			return;
-		}
-		int rc = coil__coro_prepare(&b->coro);
-		if (rc) {
-			task_finish(loop, t, rc);
-			return;
-		}
-		b->started = true;
+	if (b->started)
+		return true;
+	if (b->must_cancel) {
+		task_finish(loop, b->task, -ECANCELED);
+		return false;
 	}
-	coil_coro_t *c = b->resume;
-	c->state = COIL_CORO_RUNNING;
-	c->awaiting = false;
-	loop->current = t;
-	coil__coro_switch_in(&loop->sched, c);
-	coil__cur = loop->sched_cur;
-	loop->current = NULL;
-	if (b->coro.state == COIL_CORO_CLOSED)
-		task_finish(loop, t, b->coro.ret);
+	int rc = coil__coro_prepare(&b->coro);
+	if (rc) {
+		task_finish(loop, b->task, rc);
+		return false;
+	}
+	b->started = true;
+	return true;
+}
+
+void coil__task_end(coil_loop_t *loop, coil__task_body_t *b)
+{
+	task_finish(loop, b->task, b->coro.ret);
 }
 
 int coil__task_suspend(coil__waiter_t *w)

@@ -23,6 +23,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifndef TEST_TSAN
+#define TEST_TSAN 0
+#endif
+
+/* True where every task stack costs far more than its pages (Valgrind, and
+ * TSan, which maps a shadow stack per fiber): tests that hold a great many
+ * tasks at once scale down there. */
+static inline int test_heavy_tools(void)
+{
+	return TEST_TSAN || getenv("COIL_VALGRIND") != NULL;
+}
+
 typedef struct test_entry {
 	const char *name;
 	void (*fn)(void);

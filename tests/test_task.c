@@ -299,7 +299,7 @@ static int hundred_thousand(void *arg, void **result)
 {
 	(void)arg;
 	(void)result;
-	int n = getenv("COIL_VALGRIND") ? 2000 : 100000;
+	int n = test_heavy_tools() ? 2000 : 100000;
 	int done = 0;
 	for (int i = 0; i < n; i++)
 		ASSERT_EQ(coil_spawn(NULL, sleeps_once, &done, NULL), 0);

@@ -16,8 +16,12 @@
 	.globl	coil__ctx_switch
 	.hidden	coil__ctx_switch
 	.type	coil__ctx_switch, %function
+	.globl	coil__ctx_switch_int
+	.hidden	coil__ctx_switch_int
+	.type	coil__ctx_switch_int, %function
 	.p2align 4
 coil__ctx_switch:
+coil__ctx_switch_int:
 	.cfi_startproc
 	sub	sp, sp, #176
 	.cfi_adjust_cfa_offset 176
@@ -52,6 +56,7 @@ coil__ctx_switch:
 	br	x30
 	.cfi_endproc
 	.size	coil__ctx_switch, .-coil__ctx_switch
+	.size	coil__ctx_switch_int, .-coil__ctx_switch_int
 
 	.globl	coil__ctx_entry
 	.hidden	coil__ctx_entry

@@ -21,8 +21,12 @@
 	.globl	coil__ctx_switch
 	.hidden	coil__ctx_switch
 	.type	coil__ctx_switch, @function
+	.globl	coil__ctx_switch_int
+	.hidden	coil__ctx_switch_int
+	.type	coil__ctx_switch_int, @function
 	.p2align 4
 coil__ctx_switch:
+coil__ctx_switch_int:
 	.cfi_startproc
 	pushq	%rbp
 	.cfi_adjust_cfa_offset 8
@@ -70,6 +74,7 @@ coil__ctx_switch:
 	jmpq	*%rcx
 	.cfi_endproc
 	.size	coil__ctx_switch, .-coil__ctx_switch
+	.size	coil__ctx_switch_int, .-coil__ctx_switch_int
 
 /*
  * First code run on a new stack: calls r12(rax). The C function never

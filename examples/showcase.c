@@ -1,0 +1,240 @@
+/*
+ * showcase.c: runs every ported asyncio example in turn (`make run`).
+ *
+ * Each example is the executable of the same name beside this one (found
+ * through /proc/self/exe). The showcase runs it in a child process, shows
+ * what it prints, and checks that against what the Python original prints
+ * in the asyncio tutorial the examples come from. Examples that sleep get
+ * `--fast` (the virtual clock) where waiting would only make the showcase
+ * slow; ticker runs for real (it ticks every 0.1 s). An example that fails,
+ * prints something else, or runs past its time limit makes the showcase exit
+ * with status 1.
+ *
+ * The showcase itself uses no coil: it is a plain process runner.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TIME_LIMIT_MS 10000 /* per example: a hang is a failure */
+
+static bool date_lines(const char *out);
+
+struct example {
+	const char *name;   /* executable */
+	const char *what;   /* the header line */
+	const char *flag;   /* extra argument, or NULL */
+	const char *expect; /* the exact output expected, or NULL ... */
+	bool (*check)(const char *out); /* ... and a checker instead */
+};
+
+static const struct example examples[] = {
+	{ "ticker",
+	  "async iterator Ticker(0.1, 5) and an async comprehension over it "
+	  "(async for in the seed)",
+	  NULL, "0\n1\n2\n3\n4\n[1, 3]\n", NULL },
+	{ "averager",
+	  "running average fed by asend into a generator coroutine "
+	  "(push style in the seed)",
+	  NULL,
+	  "0.0\n0.5\n1.0\n1.5\n2.0\n2.5\n3.0\n3.5\n4.0\n4.5\n5.0\n", NULL },
+	{ "call_soon",
+	  "four call_soon callbacks, each calling stop: all four run "
+	  "(loop.call_soon in the seed)",
+	  NULL, "Hello World\nHello World\nHello World\nHello World\n", NULL },
+	{ "display_date",
+	  "a task printing the date each second for 5 s, on the virtual clock "
+	  "(run_until_complete in the seed)",
+	  "--fast", NULL, date_lines },
+	{ "factorial",
+	  "three tasks computing factorials concurrently, on the virtual clock "
+	  "(asyncio.gather in the seed)",
+	  "--fast",
+	  "Task A: Compute factorial(2)...\n"
+	  "Task B: Compute factorial(2)...\n"
+	  "Task C: Compute factorial(2)...\n"
+	  "Task A: factorial(2) = 2\n"
+	  "Task B: Compute factorial(3)...\n"
+	  "Task C: Compute factorial(3)...\n"
+	  "Task B: factorial(3) = 6\n"
+	  "Task C: Compute factorial(4)...\n"
+	  "Task C: factorial(4) = 24\n",
+	  NULL },
+};
+
+/* Five lines shaped like Python's str(datetime.now()). */
+static bool date_lines(const char *out)
+{
+	static const char shape[] = "dddd-dd-dd dd:dd:dd.dddddd\n";
+	int lines = 0;
+
+	while (*out) {
+		for (const char *s = shape; *s; s++, out++) {
+			if (*s == 'd' ? (*out < '0' || *out > '9') : *out != *s)
+				return false;
+		}
+		lines++;
+	}
+	return lines == 5;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Appends what fd has to *buf until EOF or the deadline. Returns false on
+ * timeout. */
+static bool read_all(int fd, char **buf, size_t *len, long deadline)
+{
+	size_t cap = 4096;
+
+	*buf = malloc(cap);
+	*len = 0;
+	if (!*buf)
+		return false;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = deadline - now_ms();
+
+		if (left <= 0)
+			return false;
+		int n = poll(&p, 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		if (cap - *len < 1024) {
+			char *nb = realloc(*buf, cap * 2);
+			if (!nb)
+				return false;
+			*buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, *buf + *len, cap - *len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		*len += (size_t)r;
+	}
+	(*buf)[*len] = '\0';
+	return true;
+}
+
+/* Runs one example; returns true if it passed. */
+static bool run_example(const char *dir, const struct example *ex)
+{
+	char path[PATH_MAX + 64];
+	char *out = NULL;
+	size_t len = 0;
+	int fds[2], status;
+	bool in_time, ok;
+	pid_t pid;
+
+	printf("== %s: %s ==\n", ex->name, ex->what);
+	fflush(stdout);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, ex->name) >=
+	    sizeof(path)) {
+		printf("!! %s: path too long\n", ex->name);
+		return false;
+	}
+
+	if (pipe(fds) < 0) {
+		perror("showcase: pipe");
+		return false;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("showcase: fork");
+		close(fds[0]);
+		close(fds[1]);
+		return false;
+	}
+	if (pid == 0) {
+		char *argv[] = { (char *)ex->name, (char *)ex->flag, NULL };
+
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		execv(path, argv);
+		fprintf(stderr, "showcase: cannot run %s: %s\n", path,
+			strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	in_time = read_all(fds[0], &out, &len, now_ms() + TIME_LIMIT_MS);
+	close(fds[0]);
+	if (!in_time)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+
+	if (out) {
+		fwrite(out, 1, len, stdout);
+		if (len && out[len - 1] != '\n')
+			putchar('\n');
+	}
+	ok = in_time && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (!in_time)
+		printf("!! %s: still running after %d ms: killed\n", ex->name,
+		       TIME_LIMIT_MS);
+	else if (WIFSIGNALED(status))
+		printf("!! %s: killed by signal %d (%s)\n", ex->name,
+		       WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (!ok)
+		printf("!! %s: exited with status %d\n", ex->name,
+		       WEXITSTATUS(status));
+	else if (ex->expect && (!out || strcmp(out, ex->expect) != 0)) {
+		printf("!! %s: the output differs from the seed's; expected:\n%s",
+		       ex->name, ex->expect);
+		ok = false;
+	} else if (ex->check && (!out || !ex->check(out))) {
+		printf("!! %s: the output is not what the seed prints\n",
+		       ex->name);
+		ok = false;
+	}
+	free(out);
+	fflush(stdout);
+	return ok;
+}
+
+int main(void)
+{
+	char dir[PATH_MAX];
+	size_t n = sizeof(examples) / sizeof(examples[0]);
+	size_t failed = 0;
+	ssize_t len;
+
+	len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (len < 0) {
+		perror("showcase: readlink /proc/self/exe");
+		return 1;
+	}
+	dir[len] = '\0';
+	*strrchr(dir, '/') = '\0';
+
+	for (size_t i = 0; i < n; i++) {
+		if (!run_example(dir, &examples[i]))
+			failed++;
+		printf("\n");
+	}
+	if (failed) {
+		printf("showcase: %zu of %zu examples FAILED\n", failed, n);
+		return 1;
+	}
+	printf("showcase: all %zu examples passed\n", n);
+	return 0;
+}

@@ -1,0 +1,11 @@
+# Tests beyond the tests/test_*.c executables, included by tests/CMakeLists.txt.
+
+# install: installs this build into a scratch prefix and builds and runs a
+# program against it through pkg-config and find_package(coil), checking the
+# exported symbols and SONAME on the way (tests/install/run.sh). It needs the
+# whole build done, and skips (77) in sanitizer builds.
+add_test(NAME install
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install/run.sh
+          ${CMAKE_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR}/install-scratch)
+set_tests_properties(install PROPERTIES
+  SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "install;packaging")
