@@ -14,6 +14,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,30 @@
 
 #include "alloc.h"
 #include "coil/common.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define COIL_HAVE_VALGRIND 1
+#endif
+#endif
+
+/*
+ * Valgrind runs one thread at a time and does not let others run while a
+ * thread sits in io_uring_enter, so a loop waiting there for another
+ * thread's wake-up would wait forever. Under Valgrind waits are cut into
+ * slices of this length, each followed by a yield.
+ */
+#define VALGRIND_WAIT_SLICE_NS (10 * 1000 * 1000)
+
+static bool under_valgrind(void)
+{
+#ifdef COIL_HAVE_VALGRIND
+	return RUNNING_ON_VALGRIND;
+#else
+	return false;
+#endif
+}
 
 #ifndef IORING_SETUP_SINGLE_ISSUER
 #define IORING_SETUP_SINGLE_ISSUER (1U << 12)
@@ -169,6 +194,9 @@ int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns)
 	 * wake-up is seen through the loop's inbox counter instead. */
 	if (timeout_ns == 0 && r->queued == 0 && r->inflight == 0)
 		return reap(r);
+	if (under_valgrind() &&
+	    (timeout_ns < 0 || timeout_ns > VALGRIND_WAIT_SLICE_NS))
+		timeout_ns = VALGRIND_WAIT_SLICE_NS;
 	int ret;
 	struct io_uring_cqe *cqe = NULL;
 	for (;;) {
@@ -183,8 +211,13 @@ int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns)
 			};
 			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 		}
-		if (ret >= 0 || ret == -ETIME || ret == -EINTR)
+		if (ret >= 0 || ret == -ETIME || ret == -EINTR) {
+			/* Valgrind switches threads at a yield, not at the end
+			 * of our slice: let the others run. */
+			if (under_valgrind())
+				sched_yield();
 			break;
+		}
 		if (ret == -EAGAIN || ret == -EBUSY) {
 			/* The CQ is full or the kernel is short of memory: reap
 			 * what is there, which frees room, and try again. */

@@ -120,6 +120,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 		put_str(buf, sizeof(buf), &len, "coil: task ");
 		if (c->name) {
 			put_str(buf, sizeof(buf), &len, c->name);
+		} else if (c->task && c->task->name) {
+			put_str(buf, sizeof(buf), &len, c->task->name);
 		} else if (c->task) {
 			put_str(buf, sizeof(buf), &len, "Task-");
 			put_u64(buf, sizeof(buf), &len, c->task->id);

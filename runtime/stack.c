@@ -163,7 +163,7 @@ static pthread_key_t tc_key;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct size_class *classes;      /* pool_lock */
-static size_t pool_resident;            /* pool_lock: bytes of warm pooled stacks */
+static size_t pool_resident;            /* pool_lock: warm pooled bytes */
 static coil__list_t tcaches = { &tcaches, &tcaches }; /* pool_lock */
 
 static _Atomic long stray_live;         /* live stacks no thread cache counts */
@@ -246,7 +246,8 @@ size_t coil__stack_guard_size(void)
 
 /* Called from the SIGSEGV handler: no locks, no init (a stack exists, so
  * guard_size is set). */
-bool coil__stack_is_overflow(const coil__stack_t *s, const void *addr, size_t slack)
+bool coil__stack_is_overflow(const coil__stack_t *s, const void *addr,
+			     size_t slack)
 {
 	uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)s->lo;
 	if (a >= lo)
@@ -264,8 +265,10 @@ static inline struct chunk *chunk_of(coil__stack_t *s)
 
 static unsigned chunk_count_for(size_t stride)
 {
+	if (stride >= CHUNK_MAX_BYTES)
+		return 1;
 	if (stride > CHUNK_MAX_BYTES / CHUNK_MIN_STACKS)
-		return stride < CHUNK_MAX_BYTES ? (unsigned)(CHUNK_MAX_BYTES / stride) : 1;
+		return (unsigned)(CHUNK_MAX_BYTES / stride);
 	size_t n = (CHUNK_MIN_BYTES + stride - 1) / stride;
 	return n < CHUNK_MIN_STACKS ? CHUNK_MIN_STACKS : (unsigned)n;
 }
@@ -287,9 +290,8 @@ static struct chunk *chunk_create(size_t size)
 	size_t stride = size + guard_size;
 	unsigned n = chunk_count_for(stride);
 	size_t len = (size_t)n * stride;
-	char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-			  -1, 0);
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK;
+	char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (base == MAP_FAILED)
 		return NULL;
 	unsigned ok = 0;
@@ -450,9 +452,8 @@ static void tc_exit(void *arg)
 	}
 	tc.dead = true;
 	pthread_mutex_lock(&pool_lock);
-	atomic_fetch_add_explicit(&stray_live,
-				  atomic_load_explicit(&tc.live, memory_order_relaxed),
-				  memory_order_relaxed);
+	long live = atomic_load_explicit(&tc.live, memory_order_relaxed);
+	atomic_fetch_add_explicit(&stray_live, live, memory_order_relaxed);
 	atomic_store_explicit(&tc.live, 0, memory_order_relaxed);
 	coil__list_del(&tc.link);
 	tc.registered = false;
@@ -461,7 +462,8 @@ static void tc_exit(void *arg)
 
 /* --- allocation and free ------------------------------------------------ */
 
-__attribute__((noinline)) static coil__stack_t *alloc_slow(size_t size)
+__attribute__((noinline))
+static coil__stack_t *alloc_slow(size_t size)
 {
 	struct tc_bin *b = tc_bin_get(size);
 	pthread_mutex_lock(&pool_lock);
@@ -529,7 +531,8 @@ coil__stack_t *coil__stack_alloc(size_t size)
 	return alloc_slow(size);
 }
 
-__attribute__((noinline)) static void free_slow(coil__stack_t *s, struct tc_bin *b)
+__attribute__((noinline))
+static void free_slow(coil__stack_t *s, struct tc_bin *b)
 {
 	if (!b)
 		b = tc_bin_get(s->size);

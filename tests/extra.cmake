@@ -9,3 +9,14 @@ add_test(NAME install
           ${CMAKE_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR}/install-scratch)
 set_tests_properties(install PROPERTIES
   SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "install;packaging")
+
+# aarch64: the coroutine tests built for AArch64 and run under qemu-user, so
+# that the AArch64 context switch is exercised on this x86-64 machine
+# (tests/cross/aarch64.sh). Skips (77) without the cross tools; not run in
+# sanitizer builds, which would only repeat it.
+if(NOT COIL_SANITIZE)
+  add_test(NAME aarch64
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cross/aarch64.sh
+            ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/aarch64)
+  set_tests_properties(aarch64 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "cross")
+endif()

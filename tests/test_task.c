@@ -1,5 +1,6 @@
 /* tests/test_task.c: tasks: spawn, await, cancel, factories, coil_run. */
 #include "coil/coil.h"
+#include "stack.h"
 #include "test.h"
 
 static coil_runtime_opts_t vopts(void)
@@ -436,6 +437,76 @@ TEST(run_until_complete_on_a_new_loop)
 	ASSERT_EQ(coil_loop_close(loop), 0);
 }
 
+static int million_not_started(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	int n = test_heavy_tools() ? 20000 : 1000000;
+	size_t live = coil__stack_live_count();
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(coil_spawn(NULL, add_one, NULL, NULL), 0);
+	/* Spawned but not started: they hold no stack yet. */
+	ASSERT_EQ(coil__stack_live_count(), live);
+	ASSERT_EQ(coil_all_tasks(NULL, NULL, 0), (size_t)n + 1);
+	return 0;
+}
+
+TEST(a_million_spawned_tasks_take_no_stacks_until_they_run)
+{
+	ASSERT_EQ(run_main(million_not_started, NULL, NULL), 0);
+	ASSERT_EQ(coil__stack_live_count(), 0);
+}
+
+static int deep(int n)
+{
+	volatile char pad[512];
+	pad[0] = (char)n;
+	return n ? deep(n - 1) + pad[0] : 0;
+}
+
+static int recurse_forever(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return deep(1 << 20);
+}
+
+static int spawn_recursor(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	coil_spawn_opts_t o = { .name = "recursor", .stack_size = 32 * 1024 };
+	coil_task_t *t;
+	coil_spawn(&t, recurse_forever, NULL, &o);
+	coil_await(coil_task_future(t), NULL);
+	return 0;
+}
+
+TEST(task_stack_overflow_is_reported_with_its_name)
+{
+	if (getenv("COIL_VALGRIND"))
+		TEST_SKIP("valgrind reports the overflow itself");
+	int fds[2];
+	ASSERT_EQ(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		run_main(spawn_recursor, NULL, NULL);
+		_exit(0);
+	}
+	close(fds[1]);
+	char buf[512] = { 0 };
+	size_t len = 0;
+	ssize_t k;
+	while ((k = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)k;
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	ASSERT(strstr(buf, "coil: task recursor overflowed its 32 KiB stack") != NULL);
+}
+
 TEST_LIST(
 	TEST_ENTRY(spawn_await_and_run_return_results),
 	TEST_ENTRY(errors_and_messages_propagate),
@@ -449,4 +520,6 @@ TEST_LIST(
 	TEST_ENTRY(names_ids_current_and_all_tasks),
 	TEST_ENTRY(run_cancels_leftover_tasks_at_close),
 	TEST_ENTRY(task_result_destructor_runs_with_the_last_reference),
-	TEST_ENTRY(run_until_complete_on_a_new_loop))
+	TEST_ENTRY(run_until_complete_on_a_new_loop),
+	TEST_ENTRY(a_million_spawned_tasks_take_no_stacks_until_they_run),
+	TEST_ENTRY(task_stack_overflow_is_reported_with_its_name))
