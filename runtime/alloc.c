@@ -21,11 +21,6 @@ char *coil__strdup(const char *s)
 	return p;
 }
 
-void coil__strfree(char *s)
-{
-	if (s)
-		coil__free(s, strlen(s) + 1);
-}
 
 #ifdef COIL_USE_JEMALLOC
 __thread int coil__alloc_flags;

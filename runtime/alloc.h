@@ -41,8 +41,13 @@ static inline void coil__free(void *p, size_t n) { (void)n; free(p); }
 
 /* Copies a string into a runtime allocation of strlen + 1 bytes. */
 char *coil__strdup(const char *s);
-/* Frees a string from coil__strdup. NULL is allowed. */
-void coil__strfree(char *s);
+/* Frees a string from coil__strdup. NULL is allowed (and cheap: most
+ * names and messages are never set). */
+static inline void coil__strfree(char *s)
+{
+	if (s)
+		coil__free(s, strlen(s) + 1);
+}
 
 /* Gives the calling thread an arena of its own (jemalloc builds) and
  * returns it with coil__alloc_thread_release. Nested calls are counted. */

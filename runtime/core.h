@@ -275,8 +275,10 @@ struct coil_loop {
 	void *exc_arg;
 	coil_task_factory factory;
 	void *factory_arg;
-	coil__task_body_t *free_bodies;
+	coil__task_body_t *free_bodies; /* recycled bodies */
 	size_t nfree_bodies;
+	coil_task_t *free_tasks;  /* recycled task handles, linked by body */
+	size_t nfree_tasks;
 	char *name;
 	pthread_t thread;         /* the thread running it */
 	/* Any thread: call_soon_threadsafe's inbox. */
@@ -305,6 +307,10 @@ void coil__donecb_run(coil__donecb_t *d);
 int coil__task_suspend(coil__waiter_t *w);
 void coil__waiter_wake(coil__waiter_t *w, int result);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
+/* Frees a task handle whose last reference went. */
+void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t);
+/* Frees the loop's pools of bodies and handles (loop close). */
+void coil__task_pools_free(coil_loop_t *loop);
 /* Before a task step: takes the stack on the first step, or ends a task
  * cancelled before it started. Returns false if there is nothing to run. */
 bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b);

@@ -96,7 +96,7 @@ void coil_future_release(coil_future_t *f)
 	if (f->is_task) {
 		coil_task_t *t = (coil_task_t *)f;
 		coil__strfree(t->name);
-		coil__free(t, sizeof(*t));
+		coil__task_free_handle(loop, t);
 	} else {
 		coil__free(f, sizeof(*f));
 	}

@@ -582,12 +582,7 @@ int coil_loop_close(coil_loop_t *loop)
 	pthread_mutex_unlock(&loop->inbox_lock);
 	drop_ready(loop);
 	coil__heap_free(&loop->timers);
-	while (loop->free_bodies) {
-		coil__task_body_t *b = loop->free_bodies;
-		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
-		coil__free(b, sizeof(*b));
-	}
-	loop->nfree_bodies = 0;
+	coil__task_pools_free(loop);
 	if (current_loop == loop)
 		current_loop = NULL;
 	coil__loop_unref(loop);

@@ -105,7 +105,7 @@ COIL_API const char *coil_task_get_name(const coil_task_t *t);
 /* Sets the task's name (copied). Returns 0 or -ENOMEM. */
 COIL_API int coil_task_set_name(coil_task_t *t, const char *name);
 
-/* Returns the task's id, unique in the process, starting at 1. */
+/* Returns the task's id: unique in the process, at least 1, increasing in spawn order on each thread. */
 COIL_API uint64_t coil_task_id(const coil_task_t *t);
 
 /* Returns the task's coroutine, or NULL once the task is done. */
