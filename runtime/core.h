@@ -127,8 +127,14 @@ struct coil_coro {
 /* The coroutine running on the calling thread (NULL on a thread stack). */
 extern __thread coil_coro_t *coil__cur;
 
-/* Prepares c's stack and context for its first run. Returns 0 or -ENOMEM. */
-int coil__coro_prepare(coil_coro_t *c);
+/* Prepares c's stack and context for its first run, on `stack` if not NULL
+ * (a stack of coil__coro_stack_request(c) bytes), else on a new one.
+ * Returns 0 or -ENOMEM. */
+int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack);
+/* The stack size c asks for. */
+size_t coil__coro_stack_request(const coil_coro_t *c);
+/* Detaches an ended coroutine's stack and returns it (NULL if none). */
+coil__stack_t *coil__coro_take_stack(coil_coro_t *c);
 /* From inside a coroutine: switches to `to`, saving into the coroutine. */
 void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to);
 /* Gives back the stack of an ended coroutine. */
@@ -279,6 +285,8 @@ struct coil_loop {
 	size_t nfree_bodies;
 	coil_task_t *free_tasks;  /* recycled task handles, linked by body */
 	size_t nfree_tasks;
+	coil__stack_t *spare_stack; /* the last ended task's stack, for the next */
+	size_t spare_request;     /* the size it was asked for */
 	char *name;
 	pthread_t thread;         /* the thread running it */
 	/* Any thread: call_soon_threadsafe's inbox. */
@@ -301,6 +309,37 @@ void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task);
 void coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg);
 void coil__donecb_run(coil__donecb_t *d);
+
+/*
+ * The one way a task waits (DESIGN.md section 3). A primitive that makes a
+ * task wait:
+ *   1. calls coil__suspend_check() to get the current task (it fails outside
+ *      a task, while the task's coroutine is being closed, or with a pending
+ *      cancellation, which it delivers);
+ *   2. fills a coil__waiter_t on its stack with coil__waiter_init(), giving a
+ *      cancel hook that unlinks the waiter from the primitive, and links it
+ *      (w->cb.link is free for the primitive's own list);
+ *   3. calls coil__task_suspend(w), which returns the code passed to
+ *      coil__waiter_wake: 0 or the primitive's own code when woken normally,
+ *      -ECANCELED when the task was cancelled (the hook has already
+ *      unlinked w), COIL_ECLOSED when the loop force-closes the task.
+ * The side that completes the wait unlinks the waiter and calls
+ * coil__waiter_wake(w, code) exactly once; whatever it hands over (an item,
+ * the lock) is the waiter's from then on, even if a cancellation arrives
+ * before the task runs again: that one is delivered at its next await.
+ */
+int coil__suspend_check(coil_task_t **out);
+
+static inline void coil__waiter_init(coil__waiter_t *w, coil_task_t *t,
+				     void (*cancel)(coil__waiter_t *w),
+				     void *source)
+{
+	w->cb.kind = COIL__CB_WAITER;
+	w->task = t;
+	w->cancel = cancel;
+	w->source = source;
+	w->result = 0;
+}
 
 /* Suspends the current task on w until coil__waiter_wake. Returns w's
  * result. The caller has registered w with its source. */

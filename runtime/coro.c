@@ -244,10 +244,14 @@ void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
 	c->state = COIL_CORO_CREATED;
 }
 
-int coil__coro_prepare(coil_coro_t *c)
+size_t coil__coro_stack_request(const coil_coro_t *c)
 {
-	size_t size = c->stack_size ? c->stack_size : default_stack_size;
-	c->stack = coil__stack_alloc(size);
+	return c->stack_size ? c->stack_size : default_stack_size;
+}
+
+int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack)
+{
+	c->stack = stack ? stack : coil__stack_alloc(coil__coro_stack_request(c));
 	if (!c->stack)
 		return -ENOMEM;
 	overflow_guard_thread_init();
@@ -260,18 +264,23 @@ int coil__coro_prepare(coil_coro_t *c)
 	return 0;
 }
 
-void coil__coro_release_stack(coil_coro_t *c)
+coil__stack_t *coil__coro_take_stack(coil_coro_t *c)
 {
-	if (!c->stack)
-		return;
+	coil__stack_t *s = c->stack;
 #ifdef COIL_TSAN
 	if (c->ctx.tsan_fiber) {
 		__tsan_destroy_fiber(c->ctx.tsan_fiber);
 		c->ctx.tsan_fiber = NULL;
 	}
 #endif
-	coil__stack_free(c->stack);
 	c->stack = NULL;
+	return s;
+}
+
+void coil__coro_release_stack(coil_coro_t *c)
+{
+	if (c->stack)
+		coil__stack_free(coil__coro_take_stack(c));
 }
 
 void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to)
@@ -310,9 +319,13 @@ int coil_coro_create(coil_coro_t **out, coil_fn fn, void *arg,
  * and writes the value through c->out_ptr, so nothing is left to do here
  * after the switch and it can be a tail jump.
  */
-static int resume(coil_coro_t *c, void *value, int err, void **out)
+static inline __attribute__((always_inline)) int
+resume(coil_coro_t *c, void *value, int err, void **out)
 {
-	if (c->state == COIL_CORO_CREATED) {
+	if (__builtin_expect(c->state == COIL_CORO_SUSPENDED && !c->awaiting, 1)) {
+		if (!err && c->sent_ptr)
+			*c->sent_ptr = value;
+	} else if (c->state == COIL_CORO_CREATED) {
 		if (err && !c->closing) {
 			/* Python: throw() into a fresh generator raises
 			 * there without running it. */
@@ -320,13 +333,11 @@ static int resume(coil_coro_t *c, void *value, int err, void **out)
 			c->ret = err;
 			return err;
 		}
-		int rc = coil__coro_prepare(c);
+		int rc = coil__coro_prepare(c, NULL);
 		if (rc)
 			return rc;
-	} else if (c->state != COIL_CORO_SUSPENDED || c->awaiting) {
+	} else {
 		return COIL_EINVALSTATE;
-	} else if (!err && c->sent_ptr) {
-		*c->sent_ptr = value;
 	}
 	coil_coro_t *parent = coil__cur;
 	c->parent = parent;

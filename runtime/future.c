@@ -268,30 +268,20 @@ static void waiter_unlink(coil__waiter_t *w)
 
 int coil_await(coil_future_t *f, void **result)
 {
-	coil_coro_t *c = coil__cur;
-	coil_task_t *t = c ? c->task : NULL;
 	if (!f)
 		return -EINVAL;
-	if (!t)
-		return COIL_EINVALSTATE;
-	if (c->closing)
-		return COIL_ECLOSED;
-	if (f == &t->fut)
+	coil_coro_t *c = coil__cur;
+	if (c && c->task == (coil_task_t *)f)
 		return -EDEADLK;
-	coil__task_body_t *b = t->body;
-	if (b->must_cancel) {
-		b->must_cancel = false;
-		return -ECANCELED;
-	}
+	coil_task_t *t;
+	int rc = coil__suspend_check(&t);
+	if (rc)
+		return rc;
 	if (f->state == COIL__F_PENDING) {
 		coil__waiter_t w;
-		w.cb.kind = COIL__CB_WAITER;
-		w.task = t;
-		w.cancel = waiter_unlink;
-		w.source = f;
-		w.result = 0;
+		coil__waiter_init(&w, t, waiter_unlink, f);
 		coil__list_push(&f->cbs, &w.cb.link);
-		int rc = coil__task_suspend(&w);
+		rc = coil__task_suspend(&w);
 		if (rc)
 			return rc;
 	}

@@ -51,6 +51,12 @@ static coil__task_body_t *body_get(coil_loop_t *loop)
 
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 {
+	/* Keep one ended task's stack at hand for the next task that starts:
+	 * spawn-and-finish loops then never reach the stack pool. */
+	if (b->coro.stack && loop && !loop->closed && !loop->spare_stack) {
+		loop->spare_request = coil__coro_stack_request(&b->coro);
+		loop->spare_stack = coil__coro_take_stack(&b->coro);
+	}
 	coil__coro_fini(&b->coro);
 	coil__strfree(b->cancel_msg);
 	coil__strfree(b->errmsg);
@@ -93,6 +99,8 @@ void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t)
 
 void coil__task_pools_free(coil_loop_t *loop)
 {
+	coil__stack_free(loop->spare_stack);
+	loop->spare_stack = NULL;
 	while (loop->free_bodies) {
 		coil__task_body_t *b = loop->free_bodies;
 		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
@@ -245,7 +253,13 @@ bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
 		task_finish(loop, b->task, -ECANCELED);
 		return false;
 	}
-	int rc = coil__coro_prepare(&b->coro);
+	coil__stack_t *spare = NULL;
+	if (loop->spare_stack &&
+	    loop->spare_request == coil__coro_stack_request(&b->coro)) {
+		spare = loop->spare_stack;
+		loop->spare_stack = NULL;
+	}
+	int rc = coil__coro_prepare(&b->coro, spare);
 	if (rc) {
 		task_finish(loop, b->task, rc);
 		return false;
@@ -257,6 +271,23 @@ bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
 void coil__task_end(coil_loop_t *loop, coil__task_body_t *b)
 {
 	task_finish(loop, b->task, b->coro.ret);
+}
+
+int coil__suspend_check(coil_task_t **out)
+{
+	coil_coro_t *c = coil__cur;
+	coil_task_t *t = c ? c->task : NULL;
+	if (!t)
+		return COIL_EINVALSTATE;
+	if (c->closing)
+		return COIL_ECLOSED;
+	coil__task_body_t *b = t->body;
+	if (b->must_cancel) {
+		b->must_cancel = false;
+		return -ECANCELED;
+	}
+	*out = t;
+	return 0;
 }
 
 int coil__task_suspend(coil__waiter_t *w)
@@ -393,26 +424,15 @@ static void sleep_cancel(coil__waiter_t *w)
 
 int coil_sleep_ns(int64_t ns)
 {
-	coil_coro_t *c = coil__cur;
-	coil_task_t *t = c ? c->task : NULL;
-	if (!t)
-		return COIL_EINVALSTATE;
-	if (c->closing)
-		return COIL_ECLOSED;
 	if (ns < 0)
 		return -EINVAL;
+	coil_task_t *t;
+	int rc = coil__suspend_check(&t);
+	if (rc)
+		return rc;
 	coil__task_body_t *b = t->body;
-	if (b->must_cancel) {
-		b->must_cancel = false;
-		return -ECANCELED;
-	}
+	coil_coro_t *c = coil__cur;
 	coil_loop_t *loop = t->fut.loop;
-	coil__waiter_t w;
-	w.task = t;
-	w.cancel = sleep_cancel;
-	w.source = NULL;
-	w.result = 0;
-	w.timer.kind = COIL__TIMER_WAITER;
 	if (ns == 0) {
 		/* asyncio.sleep(0): one trip through the ready queue. */
 		b->queued = true;
@@ -423,9 +443,12 @@ int coil_sleep_ns(int64_t ns)
 		coil__coro_switch_out(c, &loop->sched);
 		return 0;
 	}
+	coil__waiter_t w;
+	coil__waiter_init(&w, t, sleep_cancel, NULL);
+	w.timer.kind = COIL__TIMER_WAITER;
 	int64_t now = coil__loop_now(loop);
 	int64_t when = ns > INT64_MAX - now ? INT64_MAX : now + ns;
-	int rc = coil__loop_add_timer(loop, &w.timer, when);
+	rc = coil__loop_add_timer(loop, &w.timer, when);
 	if (rc)
 		return rc;
 	return coil__task_suspend(&w);
