@@ -13,5 +13,6 @@
 #include "future.h"
 #include "task.h"
 #include "loop.h"
+#include "cm.h"
 
 #endif /* COIL_COIL_H */
