@@ -1,0 +1,54 @@
+/*
+ * runtime/sched/inject.h: the runtime's global injection queue.
+ *
+ * Work spawned from outside the runtime and the overflow of full worker
+ * deques go here; every worker polls it at a fixed tick even when its own
+ * deque is busy, so nothing in it starves. It is a mutex-protected
+ * intrusive FIFO (as Tokio's inject queue): items move in batches, so the
+ * lock is taken once per batch, and an atomic length lets a worker skip the
+ * lock entirely when the queue is empty.
+ *
+ * Who touches what: head/tail under `lock`; `len` written under the lock
+ * (release) and read without it (acquire) as a hint; `closed` under the lock.
+ */
+#ifndef COIL_SCHED_INJECT_H
+#define COIL_SCHED_INJECT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "list.h"
+
+typedef struct coil__inject {
+	pthread_mutex_t lock;
+	coil__fifo_t q;
+	atomic_size_t len;
+	bool closed;
+} coil__inject_t;
+
+void coil__inject_init(coil__inject_t *in);
+void coil__inject_fini(coil__inject_t *in);
+
+/* Any thread: appends every node of batch (emptied). Returns false, leaving
+ * batch as it was, if the queue is closed. */
+bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch);
+
+/* Any thread: appends one node. Returns false if closed. */
+bool coil__inject_push(coil__inject_t *in, coil__fnode_t *n);
+
+/* Any thread: moves up to max nodes, oldest first, to the tail of out.
+ * Returns how many. */
+size_t coil__inject_pop_batch(coil__inject_t *in, coil__fifo_t *out, size_t max);
+
+/* Any thread: the number of queued nodes, without the lock (a hint). */
+static inline size_t coil__inject_len(const coil__inject_t *in)
+{
+	return atomic_load_explicit(&in->len, memory_order_acquire);
+}
+
+/* Closes the queue: later pushes fail. What is queued stays for the
+ * caller to drain. */
+void coil__inject_close(coil__inject_t *in);
+
+#endif
