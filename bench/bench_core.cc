@@ -140,6 +140,50 @@ void BM_TimerInsertCancel(benchmark::State &state)
 }
 BENCHMARK(BM_TimerInsertCancel);
 
+// Two tasks on one loop waking each other through futures: one iteration is
+// a round trip (A resolves B's future and awaits its own; B wakes, resolves
+// A's and awaits the next). Each wake makes a fresh future, as one-shot
+// futures are.
+struct PingPong {
+	coil_future_t *to_a = nullptr, *to_b = nullptr;
+	bool stop = false;
+};
+
+int pong_task(void *arg, void **)
+{
+	auto *pp = static_cast<PingPong *>(arg);
+	for (;;) {
+		coil_future_t *mine = pp->to_b;
+		coil_await(mine, nullptr);
+		coil_future_release(mine);
+		if (pp->stop)
+			return 0;
+		coil_future_create(&pp->to_b, nullptr);
+		coil_future_set_result(pp->to_a, nullptr, nullptr);
+	}
+}
+
+void BM_WakePingPong(benchmark::State &state)
+{
+	run_in_task(state, [](benchmark::State &st) {
+		PingPong pp;
+		coil_future_create(&pp.to_b, nullptr);
+		coil_task_t *b;
+		coil_spawn(&b, pong_task, &pp, nullptr);
+		for (auto _ : st) {
+			coil_future_create(&pp.to_a, nullptr);
+			coil_future_set_result(pp.to_b, nullptr, nullptr);
+			coil_await(pp.to_a, nullptr);
+			coil_future_release(pp.to_a);
+		}
+		pp.stop = true;
+		coil_future_set_result(pp.to_b, nullptr, nullptr);
+		coil_await(coil_task_future(b), nullptr);
+		coil_task_detach(b);
+	});
+}
+BENCHMARK(BM_WakePingPong);
+
 } // namespace
 
 BENCHMARK_MAIN();

@@ -23,14 +23,21 @@ char *coil__strdup(const char *s)
 
 
 #ifdef COIL_USE_JEMALLOC
-__thread int coil__alloc_flags;
 static __thread unsigned thread_depth;
 static __thread unsigned thread_arena;
+static __thread unsigned thread_prev_arena;
+static __thread bool thread_bound;
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned *free_arenas;
 static size_t nfree_arenas, cap_arenas;
 
+/*
+ * The thread is bound to the arena with "thread.arena" rather than passing
+ * MALLOCX_ARENA on every call: with an explicit arena jemalloc leaves its
+ * fast path (about 100 instructions per mallocx instead of 20, measured
+ * with callgrind), while a bound thread keeps its thread cache.
+ */
 void coil__alloc_thread_acquire(void)
 {
 	if (thread_depth++)
@@ -48,17 +55,28 @@ void coil__alloc_thread_acquire(void)
 		if (mallctl("arenas.create", &arena, &sz, NULL, 0) != 0)
 			return; /* keep the default arena */
 	}
+	unsigned prev = 0;
+	size_t sz = sizeof(prev);
+	if (mallctl("thread.arena", &prev, &sz, &arena, sizeof(arena)) != 0) {
+		pthread_mutex_lock(&arena_lock);
+		if (nfree_arenas < cap_arenas)
+			free_arenas[nfree_arenas++] = arena;
+		pthread_mutex_unlock(&arena_lock);
+		return;
+	}
 	thread_arena = arena;
-	coil__alloc_flags = (int)MALLOCX_ARENA(arena);
+	thread_prev_arena = prev;
+	thread_bound = true;
 }
 
 void coil__alloc_thread_release(void)
 {
 	if (!thread_depth || --thread_depth)
 		return;
-	if (!coil__alloc_flags)
+	if (!thread_bound)
 		return;
-	coil__alloc_flags = 0;
+	thread_bound = false;
+	mallctl("thread.arena", NULL, NULL, &thread_prev_arena, sizeof(thread_prev_arena));
 	pthread_mutex_lock(&arena_lock);
 	if (nfree_arenas == cap_arenas) {
 		size_t cap = cap_arenas ? cap_arenas * 2 : 8;

@@ -36,6 +36,7 @@
 #include "stack.h"
 #include "ring.h"
 #include "ctx.h"
+#include "alloc.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COIL_ASAN 1
@@ -283,8 +284,10 @@ struct coil_loop {
 	void *factory_arg;
 	coil__task_body_t *free_bodies; /* recycled bodies */
 	size_t nfree_bodies;
-	coil_task_t *free_tasks;  /* recycled task handles, linked by body */
-	size_t nfree_tasks;
+	coil__objcache_t task_cache;    /* task handles */
+	coil__objcache_t future_cache;  /* plain futures */
+	coil__objcache_t handle_cache;  /* call_soon / timer handles */
+	coil__objcache_t donecb_cache;  /* done-callbacks */
 	coil__stack_t *spare_stack; /* the last ended task's stack, for the next */
 	size_t spare_request;     /* the size it was asked for */
 	char *name;
@@ -297,6 +300,21 @@ struct coil_loop {
 
 /* The calling thread's running loop. */
 extern __thread coil_loop_t *coil__running_loop;
+
+/* Objects go back to a loop's caches only from the loop's own thread while
+ * it runs, and never once it is closed (the caches are drained then). */
+static inline void *coil__loop_obj_get(coil_loop_t *loop, coil__objcache_t *c)
+{
+	return coil__running_loop == loop ? coil__objcache_get(c) : coil__malloc(c->size);
+}
+
+static inline void coil__loop_obj_put(coil_loop_t *loop, coil__objcache_t *c, void *p)
+{
+	if (coil__running_loop == loop && !loop->closed)
+		coil__objcache_put(c, p);
+	else
+		coil__free(p, c->size);
+}
 
 int64_t coil__clock_ns(void);
 int64_t coil__loop_now(const coil_loop_t *loop);

@@ -43,7 +43,7 @@ int coil_future_create(coil_future_t **out, coil_loop_t *loop)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
-	coil_future_t *f = coil__malloc(sizeof(*f));
+	coil_future_t *f = coil__loop_obj_get(loop, &loop->future_cache);
 	if (!f)
 		return -ENOMEM;
 	coil__future_init(f, loop, false);
@@ -90,15 +90,15 @@ void coil_future_release(coil_future_t *f)
 		coil__cbnode_t *n = coil__container_of(f->cbs.next, coil__cbnode_t, link);
 		coil__list_del(&n->link);
 		if (n->kind == COIL__CB_DONE)
-			coil__free(coil__container_of(n, coil__donecb_t, cb),
-				   sizeof(coil__donecb_t));
+			coil__loop_obj_put(loop, &loop->donecb_cache,
+					   coil__container_of(n, coil__donecb_t, cb));
 	}
 	if (f->is_task) {
 		coil_task_t *t = (coil_task_t *)f;
 		coil__strfree(t->name);
 		coil__task_free_handle(loop, t);
 	} else {
-		coil__free(f, sizeof(*f));
+		coil__loop_obj_put(loop, &loop->future_cache, f);
 	}
 	coil__loop_unref(loop);
 }
@@ -154,7 +154,7 @@ void coil__donecb_run(coil__donecb_t *d)
 {
 	coil_future_t *f = d->fut;
 	d->fn(f, d->arg);
-	coil__free(d, sizeof(*d));
+	coil__loop_obj_put(f->loop, &f->loop->donecb_cache, d);
 	coil_future_release(f);
 }
 
@@ -162,7 +162,7 @@ static void schedule_donecb(coil_future_t *f, coil__donecb_t *d)
 {
 	if (f->loop->closed) {
 		/* Nothing will ever run it. */
-		coil__free(d, sizeof(*d));
+		coil__loop_obj_put(f->loop, &f->loop->donecb_cache, d);
 		return;
 	}
 	d->fut = coil_future_ref(f);
@@ -227,7 +227,7 @@ int coil_future_add_done_callback(coil_future_t *f, coil_done_cb cb, void *arg)
 {
 	if (!cb)
 		return -EINVAL;
-	coil__donecb_t *d = coil__malloc(sizeof(*d));
+	coil__donecb_t *d = coil__loop_obj_get(f->loop, &f->loop->donecb_cache);
 	if (!d)
 		return -ENOMEM;
 	d->cb.kind = COIL__CB_DONE;
@@ -252,7 +252,7 @@ int coil_future_remove_done_callback(coil_future_t *f, coil_done_cb cb,
 			coil__donecb_t *d = coil__container_of(c, coil__donecb_t, cb);
 			if (d->fn == cb && d->arg == arg) {
 				coil__list_del(p);
-				coil__free(d, sizeof(*d));
+				coil__loop_obj_put(f->loop, &f->loop->donecb_cache, d);
 				n++;
 			}
 		}

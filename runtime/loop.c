@@ -80,6 +80,10 @@ int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
 	coil__list_init(&loop->tasks);
 	pthread_mutex_init(&loop->inbox_lock, NULL);
 	loop->refs = 1;
+	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), COIL__CACHE_MAX);
+	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), COIL__CACHE_MAX);
+	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), COIL__CACHE_MAX);
+	coil__objcache_init(&loop->donecb_cache, sizeof(coil__donecb_t), COIL__CACHE_MAX);
 	loop->virtual_clock = o.virtual_clock;
 	loop->stack_size = o.stack_size;
 	if (loop->virtual_clock)
@@ -143,13 +147,13 @@ void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t)
 static void handle_unref(coil_handle_t *h)
 {
 	if (--h->refs == 0)
-		coil__free(h, sizeof(*h));
+		coil__loop_obj_put(h->loop, &h->loop->handle_cache, h);
 }
 
 static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
 				 coil_handle_t **out)
 {
-	coil_handle_t *h = coil__malloc(sizeof(*h));
+	coil_handle_t *h = coil__loop_obj_get(loop, &loop->handle_cache);
 	if (!h)
 		return NULL;
 	h->run.kind = COIL__RUN_HANDLE;
@@ -195,7 +199,7 @@ int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 	h->is_timer = true;
 	int rc = coil__loop_add_timer(loop, &h->timer, when_ns);
 	if (rc) {
-		coil__free(h, sizeof(*h));
+		coil__loop_obj_put(loop, &loop->handle_cache, h);
 		return rc;
 	}
 	if (out) {
@@ -536,7 +540,7 @@ static void drop_ready(coil_loop_t *loop)
 		} else if (r->kind == COIL__RUN_DONE_CB) {
 			coil__donecb_t *d = coil__container_of(r, coil__donecb_t, run);
 			coil_future_t *f = d->fut;
-			coil__free(d, sizeof(*d));
+			coil__loop_obj_put(loop, &loop->donecb_cache, d);
 			coil_future_release(f);
 		}
 	}

@@ -60,7 +60,7 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 	coil__coro_fini(&b->coro);
 	coil__strfree(b->cancel_msg);
 	coil__strfree(b->errmsg);
-	if (loop && !loop->closed && loop->nfree_bodies < 1024) {
+	if (loop && !loop->closed && loop->nfree_bodies < COIL__CACHE_MAX) {
 		b->run.node.next = (coil__fnode_t *)loop->free_bodies;
 		loop->free_bodies = b;
 		loop->nfree_bodies++;
@@ -75,26 +75,9 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
  * loop's own thread touches the lists, and nothing goes back to them once
  * the loop is closed.
  */
-static coil_task_t *handle_get(coil_loop_t *loop)
-{
-	coil_task_t *t = loop->free_tasks;
-	if (t) {
-		loop->free_tasks = (coil_task_t *)t->body;
-		loop->nfree_tasks--;
-		return t;
-	}
-	return coil__malloc(sizeof(*t));
-}
-
 void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t)
 {
-	if (!loop->closed && coil__running_loop == loop && loop->nfree_tasks < 1024) {
-		t->body = (coil__task_body_t *)loop->free_tasks;
-		loop->free_tasks = t;
-		loop->nfree_tasks++;
-		return;
-	}
-	coil__free(t, sizeof(*t));
+	coil__loop_obj_put(loop, &loop->task_cache, t);
 }
 
 void coil__task_pools_free(coil_loop_t *loop)
@@ -107,12 +90,10 @@ void coil__task_pools_free(coil_loop_t *loop)
 		coil__free(b, sizeof(*b));
 	}
 	loop->nfree_bodies = 0;
-	while (loop->free_tasks) {
-		coil_task_t *t = loop->free_tasks;
-		loop->free_tasks = (coil_task_t *)t->body;
-		coil__free(t, sizeof(*t));
-	}
-	loop->nfree_tasks = 0;
+	coil__objcache_drain(&loop->task_cache);
+	coil__objcache_drain(&loop->future_cache);
+	coil__objcache_drain(&loop->handle_cache);
+	coil__objcache_drain(&loop->donecb_cache);
 }
 
 int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
@@ -123,7 +104,7 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
-	coil_task_t *t = handle_get(loop);
+	coil_task_t *t = coil__loop_obj_get(loop, &loop->task_cache);
 	if (!t)
 		return -ENOMEM;
 	coil__task_body_t *b = body_get(loop);
