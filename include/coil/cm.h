@@ -90,7 +90,7 @@ static inline void coil_cm_cleanup_(coil_cm_t *cm)
  * `rc` (an int lvalue) receives enter's result. */
 #define COIL_ASYNC_WITH(cm, rc)                                              \
 	for (coil_cm_t coil_with __attribute__((cleanup(coil_cm_cleanup_))) = \
-		     (cm);                                                   \
+		     ((rc) = 0, (cm));                                       \
 	     !coil_with.done && ((rc) = coil_cm_enter(&coil_with)) == 0;     \
 	     (void)coil_cm_exit(&coil_with))
 
