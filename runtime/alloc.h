@@ -50,6 +50,9 @@ static inline void coil__free(void *p, size_t n) { (void)n; free(p); }
 #else
 #define COIL__CACHE_MAX 0
 #endif
+/* As a variable, so that comparing a count with it is not a constant
+ * comparison the compiler warns about when it is 0. */
+static const size_t coil__cache_max = COIL__CACHE_MAX;
 
 typedef struct coil__objcache {
 	void *head;

@@ -80,10 +80,10 @@ int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
 	coil__list_init(&loop->tasks);
 	pthread_mutex_init(&loop->inbox_lock, NULL);
 	loop->refs = 1;
-	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), COIL__CACHE_MAX);
-	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), COIL__CACHE_MAX);
-	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), COIL__CACHE_MAX);
-	coil__objcache_init(&loop->donecb_cache, sizeof(coil__donecb_t), COIL__CACHE_MAX);
+	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
+	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), coil__cache_max);
+	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), coil__cache_max);
+	coil__objcache_init(&loop->donecb_cache, sizeof(coil__donecb_t), coil__cache_max);
 	loop->virtual_clock = o.virtual_clock;
 	loop->stack_size = o.stack_size;
 	if (loop->virtual_clock)

@@ -60,7 +60,7 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 	coil__coro_fini(&b->coro);
 	coil__strfree(b->cancel_msg);
 	coil__strfree(b->errmsg);
-	if (loop && !loop->closed && loop->nfree_bodies < COIL__CACHE_MAX) {
+	if (loop && !loop->closed && loop->nfree_bodies < coil__cache_max) {
 		b->run.node.next = (coil__fnode_t *)loop->free_bodies;
 		loop->free_bodies = b;
 		loop->nfree_bodies++;
