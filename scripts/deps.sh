@@ -3,7 +3,7 @@
 # missing. As root (or with sudo) it runs apt-get; otherwise it prints the
 # exact command and stops.
 set -e
-pkgs="build-essential cmake pkg-config liburing-dev libjemalloc-dev libbenchmark-dev clang libclang-rt-14-dev valgrind gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+pkgs="build-essential cmake pkg-config liburing-dev libjemalloc-dev libbenchmark-dev clang libclang-rt-14-dev valgrind gdb gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -20,3 +20,14 @@ if(NOT COIL_SANITIZE)
             ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/aarch64)
   set_tests_properties(aarch64 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "cross")
 endif()
+
+# gdb_unwind: gdb unwinds through the context switch (its CFI directives),
+# from inside a task and from inside the switch (tests/gdb_unwind.sh).
+# Release builds only: the sanitizers' runtimes get in gdb's way.
+if(NOT COIL_SANITIZE)
+  add_executable(unwind_target ${CMAKE_CURRENT_SOURCE_DIR}/unwind_target.c)
+  target_compile_options(unwind_target PRIVATE -g -O1)
+  target_link_libraries(unwind_target PRIVATE coil)
+  add_test(NAME gdb_unwind COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/gdb_unwind.sh $<TARGET_FILE:unwind_target>)
+  set_tests_properties(gdb_unwind PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()
