@@ -27,6 +27,18 @@
 
 #define TIME_LIMIT_MS 10000 /* per example: a hang is a failure */
 
+/* What every factorial variant prints (current Python's order). */
+#define FACTORIAL_LINES \
+	"Task A: Compute factorial(2)...\n" \
+	"Task B: Compute factorial(2)...\n" \
+	"Task C: Compute factorial(2)...\n" \
+	"Task A: factorial(2) = 2\n" \
+	"Task B: Compute factorial(3)...\n" \
+	"Task C: Compute factorial(3)...\n" \
+	"Task B: factorial(3) = 6\n" \
+	"Task C: Compute factorial(4)...\n" \
+	"Task C: factorial(4) = 24\n"
+
 static bool date_lines(const char *out);
 
 struct example {
@@ -59,16 +71,90 @@ static const struct example examples[] = {
 	  "three tasks computing factorials concurrently, on the virtual clock "
 	  "(asyncio.gather in the seed)",
 	  "--fast",
-	  "Task A: Compute factorial(2)...\n"
-	  "Task B: Compute factorial(2)...\n"
-	  "Task C: Compute factorial(2)...\n"
-	  "Task A: factorial(2) = 2\n"
-	  "Task B: Compute factorial(3)...\n"
-	  "Task C: Compute factorial(3)...\n"
-	  "Task B: factorial(3) = 6\n"
-	  "Task C: Compute factorial(4)...\n"
-	  "Task C: factorial(4) = 24\n",
+	  FACTORIAL_LINES,
 	  NULL },
+	{ "factorial_gather",
+	  "the factorial tasks under coil_gather, on the virtual clock "
+	  "(asyncio.gather in the seed)",
+	  "--fast", FACTORIAL_LINES, NULL },
+	{ "factorial_wait",
+	  "the factorial tasks under coil_wait (asyncio.wait in the seed)",
+	  "--fast", FACTORIAL_LINES, NULL },
+	{ "factorial_as_completed",
+	  "the factorial tasks through coil_as_completed "
+	  "(asyncio.as_completed in the seed)",
+	  "--fast", FACTORIAL_LINES, NULL },
+	{ "producer_consumer",
+	  "a producer and a consumer over a coil_queue, on the virtual clock "
+	  "(the producer/consumer example of the seed)",
+	  "--fast",
+	  "producing 1/10\n"
+	  "producing 2/10\n"
+	  "consuming item 1...\n"
+	  "producing 3/10\n"
+	  "consuming item 2...\n"
+	  "producing 4/10\n"
+	  "consuming item 3...\n"
+	  "producing 5/10\n"
+	  "producing 6/10\n"
+	  "consuming item 4...\n"
+	  "producing 7/10\n"
+	  "consuming item 5...\n"
+	  "producing 8/10\n"
+	  "consuming item 6...\n"
+	  "consuming item 7...\n"
+	  "producing 9/10\n"
+	  "consuming item 8...\n"
+	  "producing 10/10\n"
+	  "consuming item 9...\n"
+	  "consuming item 10...\n",
+	  NULL },
+	{ "taxi_sim",
+	  "taxi fleet discrete-event simulation: 3 taxi coroutines resumed "
+	  "with asend, events in a priority queue (the seed's taxi example)",
+	  NULL,
+	  "taxi: 0  Event(time=0, proc=0, action='leave garage')\n"
+	  "taxi: 0  Event(time=1, proc=0, action='pick up passenger')\n"
+	  "taxi: 1   Event(time=5, proc=1, action='leave garage')\n"
+	  "taxi: 1   Event(time=10, proc=1, action='pick up passenger')\n"
+	  "taxi: 2    Event(time=10, proc=2, action='leave garage')\n"
+	  "taxi: 1   Event(time=12, proc=1, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=12, proc=2, action='pick up passenger')\n"
+	  "taxi: 2    Event(time=15, proc=2, action='drop off passenger')\n"
+	  "taxi: 1   Event(time=18, proc=1, action='pick up passenger')\n"
+	  "taxi: 0  Event(time=26, proc=0, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=26, proc=2, action='pick up passenger')\n"
+	  "taxi: 1   Event(time=32, proc=1, action='drop off passenger')\n"
+	  "taxi: 0  Event(time=37, proc=0, action='pick up passenger')\n"
+	  "taxi: 1   Event(time=39, proc=1, action='pick up passenger')\n"
+	  "taxi: 1   Event(time=48, proc=1, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=50, proc=2, action='drop off passenger')\n"
+	  "taxi: 0  Event(time=51, proc=0, action='drop off passenger')\n"
+	  "taxi: 0  Event(time=53, proc=0, action='going home')\n"
+	  "taxi: 1   Event(time=55, proc=1, action='pick up passenger')\n"
+	  "taxi: 1   Event(time=59, proc=1, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=59, proc=2, action='pick up passenger')\n"
+	  "taxi: 1   Event(time=64, proc=1, action='going home')\n"
+	  "taxi: 2    Event(time=94, proc=2, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=100, proc=2, action='pick up passenger')\n"
+	  "taxi: 2    Event(time=105, proc=2, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=110, proc=2, action='pick up passenger')\n"
+	  "taxi: 2    Event(time=155, proc=2, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=157, proc=2, action='pick up passenger')\n"
+	  "taxi: 2    Event(time=160, proc=2, action='drop off passenger')\n"
+	  "taxi: 2    Event(time=166, proc=2, action='going home')\n"
+	  "*** end of events ***\n",
+	  NULL },
+	{ "async_comprehension",
+	  "[i async for i in ticker if i % 2] with the iterator tools "
+	  "(filter + collect over an async generator)",
+	  "--fast", "[1, 3]\n", NULL },
+	{ "ticker_context",
+	  "an async context manager around a ticker (async with in the seed)",
+	  "--fast", "entering context\n0\n1\n2\n3\n4\nexit context\n", NULL },
+	{ "delegation",
+	  "a generator re-yielding another one's values (yield from)",
+	  "--fast", "0\n1\n2\n3\n4\n", NULL },
 };
 
 /* Five lines shaped like Python's str(datetime.now()). */

@@ -236,6 +236,8 @@ typedef struct coil__task_body {
 	char *cancel_msg;
 	char *errmsg;             /* set by coil_errorf */
 	bool must_cancel;         /* deliver -ECANCELED at the next await */
+	bool cancel_woken;        /* woken with -ECANCELED, not yet run: a
+				   * second cancel is the same delivery */
 	bool started;
 	bool queued;              /* in the ready queue */
 	bool pinned;
@@ -375,6 +377,10 @@ bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b);
 void coil__task_end(coil_loop_t *loop, coil__task_body_t *b);
 /* Closes a task that ignored repeated cancellation (loop close). */
 void coil__task_force_close(coil__task_body_t *b);
+
+/* Closes the async generators still open on the loop (runtime/gen/gen.c);
+ * called by coil_loop_close before it finishes the tasks. */
+void coil__gen_shutdown_loop(coil_loop_t *loop);
 
 /* Takes the message set by coil_errorf on this thread/task, or NULL. */
 char *coil__take_errmsg(void);

@@ -576,6 +576,9 @@ int coil_loop_close(coil_loop_t *loop)
 		return -EBUSY;
 	if (loop->closed)
 		return 0;
+	/* asyncio's shutdown_asyncgens: generators still open are closed
+	 * first, so that their cleanup runs while the loop still works. */
+	coil__gen_shutdown_loop(loop);
 	if (loop->ntasks && loop_enter(loop) == 0) {
 		finish_tasks(loop);
 		loop_leave(loop);

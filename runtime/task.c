@@ -133,6 +133,7 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	b->cancel_msg = NULL;
 	b->errmsg = NULL;
 	b->must_cancel = false;
+	b->cancel_woken = false;
 	b->started = false;
 	b->queued = false;
 	b->pinned = opts && opts->pinned;
@@ -228,6 +229,7 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
 {
 	b->queued = false;
+	b->cancel_woken = false;
 	if (b->started)
 		return true;
 	if (b->must_cancel) {
@@ -311,7 +313,11 @@ bool coil_task_cancel(coil_task_t *t, const char *msg)
 	if (w) {
 		w->cancel(w);
 		coil__waiter_wake(w, -ECANCELED);
-	} else {
+		b->cancel_woken = true;
+	} else if (!b->cancel_woken) {
+		/* As asyncio: a task already woken by a cancellation gets one
+		 * CancelledError however often it is cancelled before it
+		 * runs; cancelling() still counts every request. */
 		b->must_cancel = true;
 	}
 	return true;

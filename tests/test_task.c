@@ -507,6 +507,36 @@ TEST(task_stack_overflow_is_reported_with_its_name)
 	ASSERT(strstr(buf, "coil: task recursor overflowed its 32 KiB stack") != NULL);
 }
 
+static int sleeps_twice(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	ASSERT_EQ(coil_sleep(10), -ECANCELED);
+	/* Cancelled twice before it ran: delivered once, counted twice. */
+	ASSERT_EQ(coil_task_cancelling(coil_current_task()), 2);
+	ASSERT_EQ(coil_sleep(1), 0);
+	return 0;
+}
+
+static int cancel_twice(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	coil_task_t *t;
+	coil_spawn(&t, sleeps_twice, NULL, NULL);
+	coil_sleep(1);
+	coil_task_cancel(t, NULL);
+	coil_task_cancel(t, NULL);
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 0);
+	coil_task_detach(t);
+	return 0;
+}
+
+TEST(two_cancels_before_the_task_runs_deliver_one)
+{
+	ASSERT_EQ(run_main(cancel_twice, NULL, NULL), 0);
+}
+
 TEST_LIST(
 	TEST_ENTRY(spawn_await_and_run_return_results),
 	TEST_ENTRY(errors_and_messages_propagate),
@@ -522,4 +552,5 @@ TEST_LIST(
 	TEST_ENTRY(task_result_destructor_runs_with_the_last_reference),
 	TEST_ENTRY(run_until_complete_on_a_new_loop),
 	TEST_ENTRY(a_million_spawned_tasks_take_no_stacks_until_they_run),
-	TEST_ENTRY(task_stack_overflow_is_reported_with_its_name))
+	TEST_ENTRY(task_stack_overflow_is_reported_with_its_name),
+	TEST_ENTRY(two_cancels_before_the_task_runs_deliver_one))

@@ -14,5 +14,9 @@
 #include "task.h"
 #include "loop.h"
 #include "cm.h"
+#include "compose.h"
+#include "sync.h"
+#include "gen.h"
+#include "aiter.h"
 
 #endif /* COIL_COIL_H */

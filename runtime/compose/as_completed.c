@@ -1,0 +1,112 @@
+/*
+ * runtime/compose/as_completed.c: the as_completed iterator
+ * (asyncio.as_completed).
+ *
+ * The iterator watches its futures through a future set (fset.h) from the
+ * moment it is made, so that completions are recorded in order whether or
+ * not a task is waiting in next; next yields them in that order. The total
+ * timeout runs from creation: a completion recorded at or after the
+ * deadline is not (asyncio's timeout callback runs first and stops
+ * watching), and once the deadline has passed, next yields what completed
+ * before it and then returns -ETIMEDOUT.
+ *
+ * Invariants: yielded <= set->nord <= n; the iterator holds a reference to
+ * each future until it is destroyed, so the futures it yields stay valid.
+ * A task cancelled in next loses nothing: the completion stays recorded.
+ *
+ * Threads: the loop's thread only; cross-worker use arrives with the
+ * scheduler.
+ */
+#include "alloc.h"
+#include "fset.h"
+
+struct coil_as_completed {
+	coil__fset_t *set;
+	size_t yielded;
+	int64_t deadline;
+	bool expired;
+};
+
+static bool ac_ready(coil__fset_t *s)
+{
+	coil_as_completed_t *it = s->ctx;
+	return s->nord > it->yielded;
+}
+
+int coil_as_completed_create(coil_as_completed_t **out,
+			     coil_future_t *const *fs, size_t n,
+			     int64_t timeout_ns)
+{
+	if (!out || (timeout_ns < 0 && timeout_ns != COIL_FOREVER))
+		return -EINVAL;
+	coil_as_completed_t *it = coil__malloc(sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	int rc = coil__fset_create(&it->set, fs, n, ac_ready, it);
+	if (rc) {
+		coil__free(it, sizeof(*it));
+		return rc;
+	}
+	it->yielded = 0;
+	it->expired = false;
+	it->deadline = coil__deadline(it->set->loop, timeout_ns);
+	it->set->until = it->deadline;
+	for (size_t i = 0; i < n; i++)
+		coil_future_ref(fs[i]);
+	rc = coil__fset_watch(it->set);
+	if (rc) {
+		coil_as_completed_destroy(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+static void expire(coil_as_completed_t *it)
+{
+	it->expired = true;
+	coil__fset_stop(it->set);
+}
+
+int coil_as_completed_next(coil_as_completed_t *it, coil_future_t **f)
+{
+	if (!it || !f)
+		return -EINVAL;
+	coil__fset_t *s = it->set;
+	if (it->yielded == s->n)
+		return COIL_EDONE;
+	coil_task_t *t;
+	int rc = coil__suspend_check(&t);
+	if (rc)
+		return rc;
+	if (!it->expired && it->deadline != COIL_FOREVER &&
+	    coil__loop_now(s->loop) >= it->deadline)
+		expire(it);
+	if (!it->expired) {
+		rc = coil__fset_wait(s, t, it->deadline);
+		if (rc == -ETIMEDOUT)
+			expire(it);
+		else if (rc)
+			return rc; /* on COIL_ECLOSED, it may be gone */
+	}
+	if (s->nord > it->yielded) {
+		*f = s->slots[s->order[it->yielded++]].f;
+		return 0;
+	}
+	return -ETIMEDOUT;
+}
+
+void coil_as_completed_destroy(coil_as_completed_t *it)
+{
+	if (!it)
+		return;
+	coil__fset_t *s = it->set;
+	/* Stop watching before dropping the references: a pending future
+	 * whose last reference goes frees its callbacks without running them,
+	 * and the set would wait for them forever. */
+	coil__fset_stop(s);
+	for (size_t i = 0; i < s->n; i++)
+		coil_future_release(s->slots[i].f);
+	coil__free(it, sizeof(*it));
+	coil__fset_detach(s);
+}

@@ -1,0 +1,34 @@
+/*
+ * runtime/compose/shield.c: coil_shield, asyncio.shield.
+ *
+ * coil_await never cancels the future it waits for, so shielding needs no
+ * outer future here: the work is in what happens when the awaiting task is
+ * cancelled. The await returns -ECANCELED, f keeps running, and a
+ * done-callback marks an error f later ends with as retrieved, as asyncio's
+ * shield does for an inner future whose outer one was cancelled. The
+ * callback holds nothing, so a pending plain future released by its owner
+ * simply frees it.
+ *
+ * Threads: the loop's thread only; cross-worker use arrives with the
+ * scheduler.
+ */
+#include "fset.h"
+
+static void shield_retrieve(coil_future_t *f, void *arg)
+{
+	(void)arg;
+	if (coil__future_failed(f))
+		(void)coil_future_exception(f);
+}
+
+int coil_shield(coil_future_t *f, void **result)
+{
+	int rc = coil_await(f, result);
+	if (rc == -ECANCELED && f && !coil_future_done(f)) {
+		/* One callback is enough however often the awaiter is
+		 * cancelled. */
+		coil_future_remove_done_callback(f, shield_retrieve, NULL);
+		(void)coil_future_add_done_callback(f, shield_retrieve, NULL);
+	}
+	return rc;
+}

@@ -1,0 +1,492 @@
+/*
+ * runtime/gen/gen.c: async generators (see coil/gen.h) and their
+ * finalization when a loop closes (asyncio's shutdown_asyncgens).
+ *
+ * A generator is a coroutine (embedded, so one allocation makes both) whose
+ * function is gen_main, a trampoline that calls the user's body. That is how
+ * coil_gen_yield knows it is called from a generator's body: the running
+ * coroutine's fn is gen_main. Each step (next, asend, athrow) is a resume or
+ * a throw of that coroutine from the consumer. When the body awaits inside a
+ * task, the task suspends with the generator's coroutine as the one to
+ * resume (runtime/task.c), and the consumer's step returns only once the body
+ * yields or ends: from the consumer's side a step is one await.
+ *
+ * Invariants:
+ *  - A generator is "running" while its coroutine is RUNNING or suspended in
+ *    an await; a step, a close and a destroy are refused (destroy: deferred)
+ *    then, as Python refuses with "asynchronous generator is already
+ *    running".
+ *  - A generator is registered with a loop from its first step until its
+ *    body ends, and only then: the registry of a loop holds exactly the
+ *    generators that loop must finalize.
+ *  - Closing never suspends (DESIGN.md section 6): coil_coro_close makes each
+ *    yield and await of the body return COIL_ECLOSED at once. So aclose,
+ *    destroy and the loop's finalization complete wherever they are called.
+ *  - The stack of a generator whose body ended is given back at once; the
+ *    object stays until coil_gen_destroy.
+ *
+ * The registry: each thread keeps a list of registries, one per loop that has
+ * open generators, made when the loop's first generator starts and freed when
+ * its last one ends or when the loop closes (coil__gen_shutdown_loop, which
+ * coil_loop_close calls). All of it is owned by the thread that drives the
+ * loop; use across workers arrives with the multi-core scheduler, which will
+ * keep the list in the loop itself.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "core.h"
+#include "coil/gen.h"
+
+typedef struct gen_reg {
+	coil__list_t link;   /* in the thread's list of registries */
+	coil_loop_t *loop;
+	coil__list_t gens;   /* open generators (coil_gen.link) */
+	unsigned busy;       /* a shutdown walks gens: do not free */
+} gen_reg_t;
+
+struct coil_gen {
+	coil_coro_t coro;    /* first: coil__cur is the generator */
+	coil_aiter_t it;     /* the generator as an async iterator */
+	coil_fn body;
+	void *arg;
+	gen_reg_t *reg;      /* where it is registered, or NULL */
+	coil__list_t link;   /* in reg->gens */
+	bool doomed;         /* destroyed while running: free after the step */
+	bool destroying;     /* coil_gen_destroy is freeing it */
+};
+
+static __thread coil__list_t regs;
+static __thread bool regs_ready;
+
+/* --- the registry ----------------------------------------------------- */
+
+static gen_reg_t *reg_find(coil_loop_t *loop, bool make)
+{
+	if (!regs_ready) {
+		coil__list_init(&regs);
+		regs_ready = true;
+	}
+	for (coil__list_t *p = regs.next; p != &regs; p = p->next) {
+		gen_reg_t *r = coil__container_of(p, gen_reg_t, link);
+		if (r->loop == loop)
+			return r;
+	}
+	if (!make)
+		return NULL;
+	gen_reg_t *r = coil__malloc(sizeof(*r));
+	if (!r)
+		return NULL;
+	r->loop = loop;
+	r->busy = 0;
+	coil__list_init(&r->gens);
+	coil__list_push(&regs, &r->link);
+	return r;
+}
+
+static void reg_maybe_free(gen_reg_t *r)
+{
+	if (r->busy || !coil__list_empty(&r->gens))
+		return;
+	coil__list_del(&r->link);
+	coil__free(r, sizeof(*r));
+}
+
+/* asyncio's firstiter hook: the loop learns of a generator at its first
+ * step. Without a loop (plain code) there is nothing to register with. */
+static int gen_register(coil_gen_t *g)
+{
+	coil_loop_t *loop = coil_get_event_loop();
+	if (!loop || loop->closed)
+		return 0;
+	gen_reg_t *r = reg_find(loop, true);
+	if (!r)
+		return -ENOMEM;
+	g->reg = r;
+	coil__list_push(&r->gens, &g->link);
+	return 0;
+}
+
+static void gen_unregister(coil_gen_t *g)
+{
+	gen_reg_t *r = g->reg;
+	if (!r)
+		return;
+	g->reg = NULL;
+	coil__list_del(&g->link);
+	reg_maybe_free(r);
+}
+
+/* --- steps ------------------------------------------------------------ */
+
+static int gen_main(void *arg, void **result)
+{
+	coil_gen_t *g = arg;
+	void *ignored = NULL;
+	(void)result;
+	int rc = g->body(g->arg, &ignored);
+	return rc == COIL_EDONE ? 0 : rc;
+}
+
+static coil_gen_t *gen_current(void)
+{
+	coil_coro_t *c = coil__cur;
+	if (!c || c->fn != gen_main)
+		return NULL;
+	return coil__container_of(c, coil_gen_t, coro);
+}
+
+static bool gen_running(const coil_gen_t *g)
+{
+	const coil_coro_t *c = &g->coro;
+	return c->state == COIL_CORO_RUNNING ||
+	       (c->state == COIL_CORO_SUSPENDED && c->awaiting);
+}
+
+/* Whether the caller is being closed: then a step, which may suspend, is an
+ * await like any other and returns COIL_ECLOSED at once. */
+static bool caller_closing(void)
+{
+	return coil__cur && coil__cur->closing;
+}
+
+static void gen_free(coil_gen_t *g);
+
+static void report_close_error(coil_loop_t *loop, coil_gen_t *g, int err)
+{
+	char msg[192];
+	const char *name = g->coro.name ? g->coro.name : "";
+	snprintf(msg, sizeof(msg),
+		 "an error occurred during closing of asynchronous generator%s%s",
+		 *name ? " " : "", name);
+	coil_exc_context_t ctx = {
+		.message = msg,
+		.error = err,
+		.error_message = err == COIL_EINVALSTATE ?
+				 "async generator ignored GeneratorExit" : NULL,
+	};
+	coil_loop_call_exception_handler(loop, &ctx);
+}
+
+/*
+ * After a step or a close: a generator whose body ended leaves its loop's
+ * registry and gives its stack back; one destroyed meanwhile is freed.
+ * Returns true if it was freed.
+ */
+static bool step_end(coil_gen_t *g)
+{
+	if (g->coro.state == COIL_CORO_CLOSED) {
+		gen_unregister(g);
+		coil__coro_release_stack(&g->coro);
+	}
+	if (g->doomed && !g->destroying) {
+		gen_free(g);
+		return true;
+	}
+	return false;
+}
+
+static int gen_step(coil_gen_t *g, void *value, int err, void **out)
+{
+	coil_coro_t *c;
+	void *v = NULL;
+	int rc;
+
+	if (!g) {
+		rc = -EINVAL;
+		goto out;
+	}
+	c = &g->coro;
+	if (caller_closing()) {
+		rc = COIL_ECLOSED;
+	} else if (c->state == COIL_CORO_CLOSED || g->doomed) {
+		rc = COIL_EDONE;
+	} else if (gen_running(g)) {
+		rc = COIL_EINVALSTATE;
+	} else if (c->state == COIL_CORO_CREATED && !err && value) {
+		rc = -EINVAL;
+	} else if (c->state == COIL_CORO_CREATED && !err &&
+		   (rc = gen_register(g)) != 0) {
+		/* rc is -ENOMEM: it stays unstarted. */
+	} else {
+		rc = err ? coil_coro_throw(c, err, &v)
+			 : coil_coro_resume(c, value, &v);
+		if (step_end(g)) {
+			rc = COIL_ECLOSED;
+			v = NULL;
+		}
+	}
+out:
+	if (out)
+		*out = rc == 0 ? v : NULL;
+	return rc;
+}
+
+int coil_gen_next(coil_gen_t *g, void **value)
+{
+	return gen_step(g, NULL, 0, value);
+}
+
+int coil_gen_asend(coil_gen_t *g, void *value, void **out)
+{
+	return gen_step(g, value, 0, out);
+}
+
+int coil_gen_athrow(coil_gen_t *g, int err, void **out)
+{
+	if (err >= 0) {
+		if (out)
+			*out = NULL;
+		return -EINVAL;
+	}
+	return gen_step(g, NULL, err, out);
+}
+
+/* Closes a generator that is not running; returns as coil_gen_aclose. */
+static int gen_close(coil_gen_t *g)
+{
+	coil_coro_t *c = &g->coro;
+	if (c->state == COIL_CORO_CLOSED)
+		return 0;
+	if (c->state == COIL_CORO_CREATED) {
+		/* Never ran: nothing to clean up, never registered. */
+		coil_coro_close(c);
+		return 0;
+	}
+	int rc = coil_coro_close(c);
+	/* coil_coro_close tells only whether the body ignored the close; a
+	 * cleanup that failed with an error of its own says so through the
+	 * body's return code. */
+	if (rc == 0 && c->ret != 0 && c->ret != COIL_ECLOSED)
+		rc = c->ret;
+	return rc;
+}
+
+int coil_gen_aclose(coil_gen_t *g)
+{
+	if (!g)
+		return -EINVAL;
+	if (g->doomed)
+		return 0;
+	if (gen_running(g))
+		return COIL_EINVALSTATE;
+	int rc = gen_close(g);
+	if (step_end(g))
+		return COIL_ECLOSED;
+	return rc;
+}
+
+/* Closes (if open) and frees a generator that is not running. */
+static void gen_free(coil_gen_t *g)
+{
+	g->destroying = true;
+	coil_loop_t *loop = g->reg ? g->reg->loop : coil_get_event_loop();
+	int rc = gen_close(g);
+	if (rc)
+		report_close_error(loop, g, rc);
+	gen_unregister(g);
+	coil__coro_fini(&g->coro);
+	coil__free(g, sizeof(*g));
+}
+
+void coil_gen_destroy(coil_gen_t *g)
+{
+	if (!g || g->destroying || g->doomed)
+		return;
+	if (gen_running(g)) {
+		g->doomed = true;
+		return;
+	}
+	gen_free(g);
+}
+
+/* --- creation and inspection ------------------------------------------ */
+
+static int gen_aiter_next(coil_aiter_t *it, void **value)
+{
+	return coil_gen_next(coil__container_of(it, coil_gen_t, it), value);
+}
+
+int coil_gen_create(coil_gen_t **out, coil_fn body, void *arg,
+		    const coil_gen_opts_t *opts)
+{
+	if (!out || !body)
+		return -EINVAL;
+	coil_gen_t *g = coil__malloc(sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	coil__coro_init(&g->coro, gen_main, g, opts ? opts->stack_size : 0,
+			NULL, COIL__CORO_F_EMBEDDED);
+	if (opts && opts->name && !(g->coro.name = coil__strdup(opts->name))) {
+		coil__free(g, sizeof(*g));
+		return -ENOMEM;
+	}
+	coil_aiter_init(&g->it, gen_aiter_next, NULL);
+	g->body = body;
+	g->arg = arg;
+	g->reg = NULL;
+	coil__list_init(&g->link);
+	g->doomed = false;
+	g->destroying = false;
+	*out = g;
+	return 0;
+}
+
+coil_coro_state_t coil_gen_state(const coil_gen_t *g)
+{
+	if (!g)
+		return COIL_CORO_CLOSED;
+	if (gen_running(g))
+		return COIL_CORO_RUNNING;
+	return (coil_coro_state_t)g->coro.state;
+}
+
+const char *coil_gen_name(const coil_gen_t *g)
+{
+	return g && g->coro.name ? g->coro.name : "";
+}
+
+coil_aiter_t *coil_gen_aiter(coil_gen_t *g)
+{
+	return g ? &g->it : NULL;
+}
+
+/* --- inside the body -------------------------------------------------- */
+
+int coil_gen_yield(void *value, void **sent)
+{
+	if (sent)
+		*sent = NULL;
+	if (!gen_current())
+		return COIL_EINVALSTATE;
+	return coil_coro_yield(value, sent);
+}
+
+int coil_gen_yield_from(coil_gen_t *inner)
+{
+	coil_gen_t *self = gen_current();
+	if (!self)
+		return COIL_EINVALSTATE;
+	if (!inner || inner == self)
+		return -EINVAL;
+	void *v, *sent;
+	int rc = coil_gen_next(inner, &v);
+	for (;;) {
+		if (rc == COIL_EDONE)
+			return 0;
+		if (rc)
+			return rc;
+		int y = coil_gen_yield(v, &sent);
+		if (y == 0) {
+			rc = coil_gen_asend(inner, sent, &v);
+		} else if (y == COIL_ECLOSED) {
+			/* Python's yield from closes the inner generator
+			 * first, and reports its error if closing failed. */
+			rc = coil_gen_aclose(inner);
+			return rc ? rc : COIL_ECLOSED;
+		} else {
+			rc = coil_gen_athrow(inner, y, &v);
+		}
+	}
+}
+
+/* --- loop finalization ------------------------------------------------ */
+
+/*
+ * Acloses every generator registered with loop that is not running, in the
+ * calling context. Returns how many it closed. Closing never suspends, so no
+ * other code runs meanwhile; busy keeps the registry alive all the same, as
+ * a cleanup may end other generators of the loop.
+ */
+static int close_all(coil_loop_t *loop)
+{
+	gen_reg_t *r = reg_find(loop, false);
+	int n = 0;
+	if (!r)
+		return 0;
+	r->busy++;
+	for (;;) {
+		coil_gen_t *g = NULL;
+		for (coil__list_t *p = r->gens.next; p != &r->gens; p = p->next) {
+			coil_gen_t *x = coil__container_of(p, coil_gen_t, link);
+			if (!gen_running(x)) {
+				g = x;
+				break;
+			}
+		}
+		if (!g)
+			break;
+		int rc = gen_close(g);
+		if (rc)
+			report_close_error(loop, g, rc);
+		/* Closed now, whatever rc says: it leaves the registry. */
+		gen_unregister(g);
+		step_end(g);
+		n++;
+	}
+	r->busy--;
+	reg_maybe_free(r);
+	return n;
+}
+
+static int shutdown_body(void *arg, void **result)
+{
+	*result = (void *)(intptr_t)close_all(arg);
+	return 0;
+}
+
+/* Runs close_all in a task of the stopped loop, so that the cleanups run as
+ * they would have in a task of theirs (their awaits return COIL_ECLOSED). */
+static int shutdown_in_task(coil_loop_t *loop)
+{
+	coil_spawn_opts_t opts = { .name = "shutdown_asyncgens" };
+	coil_task_t *t;
+	void *res = NULL;
+	int rc = coil_loop_create_task(loop, &t, shutdown_body, loop, &opts);
+	if (rc)
+		return rc;
+	rc = coil_loop_run_until_complete(loop, coil_task_future(t), &res);
+	coil_task_detach(t);
+	return rc ? rc : (int)(intptr_t)res;
+}
+
+int coil_loop_shutdown_asyncgens(coil_loop_t *loop)
+{
+	if (!loop)
+		loop = coil_get_event_loop();
+	if (!loop)
+		return -EINVAL;
+	if (loop->closed)
+		return COIL_ECLOSED;
+	coil_task_t *t = coil_current_task();
+	if (t)
+		return t->fut.loop == loop ? close_all(loop) : -EINVAL;
+	if (loop->running || coil__running_loop)
+		return -EBUSY;
+	if (!reg_find(loop, false))
+		return 0;
+	return shutdown_in_task(loop);
+}
+
+void coil__gen_shutdown_loop(coil_loop_t *loop)
+{
+	if (!loop || !reg_find(loop, false))
+		return;
+	if (!loop->closed && !loop->running && !coil__running_loop)
+		(void)shutdown_in_task(loop);
+	/* What is left could not be closed in a task (none could be made, or
+	 * the loop is not in a state to run one): close it here. A generator
+	 * in the middle of a step of a live task cannot be closed at all; it
+	 * only leaves the registry, which must not outlive the loop. */
+	close_all(loop);
+	gen_reg_t *r = reg_find(loop, false);
+	if (!r)
+		return;
+	while (!coil__list_empty(&r->gens)) {
+		coil_gen_t *g = coil__container_of(r->gens.next, coil_gen_t, link);
+		g->reg = NULL;
+		coil__list_del(&g->link);
+	}
+	reg_maybe_free(r);
+}
