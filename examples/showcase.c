@@ -40,6 +40,8 @@
 	"Task C: factorial(4) = 24\n"
 
 static bool date_lines(const char *out);
+static bool background_loop_lines(const char *out);
+static bool threadsafe_coroutines_lines(const char *out);
 
 struct example {
 	const char *name;   /* executable */
@@ -145,6 +147,14 @@ static const struct example examples[] = {
 	  "taxi: 2    Event(time=166, proc=2, action='going home')\n"
 	  "*** end of events ***\n",
 	  NULL },
+	{ "background_loop",
+	  "a loop run_forever in its own thread, fed with call_soon_threadsafe "
+	  "(call_soon_threadsafe in the seed)",
+	  NULL, NULL, background_loop_lines },
+	{ "threadsafe_coroutines",
+	  "coroutines handed to a background loop with run_coroutine_threadsafe, "
+	  "waited on through concurrent futures (run_coroutine_threadsafe in the seed)",
+	  NULL, NULL, threadsafe_coroutines_lines },
 	{ "async_comprehension",
 	  "[i async for i in ticker if i % 2] with the iterator tools "
 	  "(filter + collect over an async generator)",
@@ -156,6 +166,27 @@ static const struct example examples[] = {
 	  "a generator re-yielding another one's values (yield from)",
 	  "--fast", "0\n1\n2\n3\n4\n", NULL },
 };
+
+/* "TIME: <seconds>\n" first (the number varies), then exactly `rest`. */
+static bool time_then(const char *out, const char *rest)
+{
+	double t;
+	int n = -1;
+	if (sscanf(out, "TIME: %lf%n", &t, &n) != 1 || n < 0 || out[n] != '\n')
+		return false;
+	return strcmp(out + n + 1, rest) == 0;
+}
+
+static bool background_loop_lines(const char *out)
+{
+	return time_then(out, "More work 6\nFinished more work 6\n"
+			      "More work 3\nFinished more work 3\n");
+}
+
+static bool threadsafe_coroutines_lines(const char *out)
+{
+	return time_then(out, "Waiting 6\nWaiting 4\nDone after 4s\nDone after 6s\n");
+}
 
 /* Five lines shaped like Python's str(datetime.now()). */
 static bool date_lines(const char *out)

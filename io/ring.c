@@ -65,6 +65,7 @@ static bool under_valgrind(void)
 struct coil__ring {
 	struct io_uring ring;
 	unsigned flags;         /* setup flags accepted by the kernel */
+	unsigned entries;       /* SQ size asked for */
 	unsigned inflight;      /* submitted operations, wake read excluded */
 	unsigned queued;        /* SQEs prepared and not yet submitted, the
 				 * wake-up read excluded */
@@ -134,6 +135,7 @@ int coil__ring_create(coil__ring_t **out, unsigned entries)
 		err = io_uring_queue_init_params(entries, &r->ring, &p);
 		if (err == 0) {
 			r->flags = tries[i];
+			r->entries = entries;
 			break;
 		}
 		/* Only an unknown flag is worth another try. */
@@ -155,6 +157,28 @@ int coil__ring_create(coil__ring_t **out, unsigned entries)
 	r->efd_op.complete = efd_complete;
 	efd_arm(r);
 	*out = r;
+	return 0;
+}
+
+int coil__ring_rebind(coil__ring_t *r)
+{
+	if (!(r->flags & IORING_SETUP_SINGLE_ISSUER))
+		return 0;
+	if (r->inflight || r->queued)
+		return -EBUSY;
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	p.flags = r->flags;
+	struct io_uring nr;
+	int err = io_uring_queue_init_params(r->entries, &nr, &p);
+	if (err)
+		return err;
+	/* Tearing the old ring down cancels its pending wake-up read; the
+	 * eventfd (and any count a writer left in it) carries over. */
+	io_uring_queue_exit(&r->ring);
+	r->ring = nr;
+	r->efd_armed = false;
+	efd_arm(r);
 	return 0;
 }
 

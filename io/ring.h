@@ -34,6 +34,15 @@ typedef struct coil__ring_op {
  */
 int coil__ring_create(coil__ring_t **out, unsigned entries);
 
+/*
+ * Makes the calling thread the ring's submitter. With SINGLE_ISSUER only the
+ * thread that set the ring up may enter it, so a loop made on one thread
+ * and run on another (asyncio's run-a-loop-in-a-thread pattern) gets a
+ * fresh ring with the same flags and the same wake-up eventfd. Refused with
+ * -EBUSY while operations are in flight. Returns 0 or a negative errno.
+ */
+int coil__ring_rebind(coil__ring_t *r);
+
 /* Closes the ring. Operations still in flight are abandoned: callers must
  * have drained their own operations. */
 void coil__ring_destroy(coil__ring_t *r);

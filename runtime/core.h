@@ -258,6 +258,8 @@ struct coil_handle {
 	coil_cb cb;
 	void *arg;
 	uint32_t refs;            /* the loop's while scheduled, the user's */
+	coil_cb dropped;          /* thread-safe handles: runs instead of cb
+				   * if the loop closes first (NULL: none) */
 	bool cancelled;
 	bool scheduled;           /* in the ready queue or the heap */
 	bool is_timer;
@@ -294,6 +296,8 @@ struct coil_loop {
 	size_t spare_request;     /* the size it was asked for */
 	char *name;
 	pthread_t thread;         /* the thread running it */
+	pthread_t ring_thread;    /* the ring's submitter thread */
+	bool ring_error_reported; /* a failed ring wait was reported once */
 	/* Any thread: call_soon_threadsafe's inbox. */
 	pthread_mutex_t inbox_lock;
 	coil__fifo_t inbox;
@@ -324,6 +328,14 @@ void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r);
 int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when);
 void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t);
 void coil__loop_unref(coil_loop_t *loop);
+
+/*
+ * As coil_loop_call_soon_threadsafe, but if the loop is closed before cb has
+ * run, dropped(arg) (if not NULL) runs instead, once, on the thread closing
+ * the loop: when this returns 0, exactly one of the two runs. Any thread.
+ */
+int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
+				       coil_cb dropped, void *arg);
 
 void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task);
 void coil__future_finish(coil_future_t *f, int state, int code, void *result,

@@ -80,6 +80,7 @@ int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
 	coil__list_init(&loop->tasks);
 	pthread_mutex_init(&loop->inbox_lock, NULL);
 	loop->refs = 1;
+	loop->ring_thread = pthread_self();
 	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
 	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), coil__cache_max);
 	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), coil__cache_max);
@@ -161,6 +162,7 @@ static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
 	h->cb = cb;
 	h->arg = arg;
 	h->refs = out ? 2 : 1;
+	h->dropped = NULL;
 	h->cancelled = false;
 	h->scheduled = true;
 	h->is_timer = false;
@@ -266,6 +268,12 @@ size_t coil_loop_timer_count(const coil_loop_t *loop)
 
 int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
 {
+	return coil__loop_call_soon_threadsafe_ex(loop, cb, NULL, arg);
+}
+
+int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
+				       coil_cb dropped, void *arg)
+{
 	if (!loop || !cb)
 		return -EINVAL;
 	coil_handle_t *h = malloc(sizeof(*h));
@@ -276,6 +284,7 @@ int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
 	h->loop = loop;
 	h->cb = cb;
 	h->arg = arg;
+	h->dropped = dropped;
 	h->refs = 1;
 	h->scheduled = true;
 	h->timer.idx = UINT32_MAX;
@@ -289,10 +298,12 @@ int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
 	coil__fifo_push(&loop->inbox, &h->run.node);
 	/* Release: the loop's acquire load of inbox_len sees the push. */
 	size_t was = atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_release);
-	pthread_mutex_unlock(&loop->inbox_lock);
-	/* Only the first of a burst needs to wake the loop. */
+	/* Only the first of a burst needs to wake the loop. The wake happens
+	 * under the lock: close sets `closed` under it, so the loop (and its
+	 * ring) cannot be freed under our feet. */
 	if (was == 0)
 		coil__ring_wake(loop->ring);
+	pthread_mutex_unlock(&loop->inbox_lock);
 	return 0;
 }
 
@@ -405,7 +416,15 @@ static void run_once(coil_loop_t *loop)
 			timeout = d > 0 ? d : 0;
 		}
 	}
-	coil__ring_wait(loop->ring, timeout);
+	int rc = coil__ring_wait(loop->ring, timeout);
+	if (rc < 0 && !loop->ring_error_reported) {
+		loop->ring_error_reported = true;
+		coil_exc_context_t ctx = {
+			.message = "io_uring wait failed; the loop may spin",
+			.error = rc,
+		};
+		coil_loop_call_exception_handler(loop, &ctx);
+	}
 	drain_inbox(loop);
 	if (loop->virtual_clock && !loop->ready.len &&
 	    (top = coil__heap_top(&loop->timers)) && top->when > loop->vnow)
@@ -424,6 +443,9 @@ static int loop_enter(coil_loop_t *loop)
 		return COIL_ECLOSED;
 	if (loop->running || coil__running_loop)
 		return -EBUSY;
+	if (!pthread_equal(loop->ring_thread, pthread_self()) &&
+	    coil__ring_rebind(loop->ring) == 0)
+		loop->ring_thread = pthread_self();
 	loop->running = true;
 	loop->thread = pthread_self();
 	coil__running_loop = loop;
@@ -533,15 +555,21 @@ static void drop_ready(coil_loop_t *loop)
 		if (r->kind == COIL__RUN_HANDLE) {
 			coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
 			h->scheduled = false;
-			if (h->timer.kind == 0)
+			if (h->timer.kind == 0) {
+				/* A thread-safe caller may need to hear that
+				 * its callback will never run. */
+				if (h->dropped && !h->cancelled)
+					h->dropped(h->arg);
 				free(h);
-			else
+			} else {
 				handle_unref(h);
+			}
 		} else if (r->kind == COIL__RUN_DONE_CB) {
-			coil__donecb_t *d = coil__container_of(r, coil__donecb_t, run);
-			coil_future_t *f = d->fut;
-			coil__loop_obj_put(loop, &loop->donecb_cache, d);
-			coil_future_release(f);
+			/* Its future is done: deliver the completion rather
+			 * than lose it with whatever the callback owns or
+			 * someone waits for. The loop is closed, so what the
+			 * callback schedules is refused. */
+			coil__donecb_run(coil__container_of(r, coil__donecb_t, run));
 		}
 	}
 	while (loop->timers.n) {

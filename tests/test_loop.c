@@ -278,6 +278,45 @@ TEST(a_million_timers_insert_fire_and_cancel)
 	ASSERT_EQ(coil_loop_close(loop), 0);
 }
 
+struct runner {
+	coil_loop_t *loop;
+	long cpu_us;
+};
+
+static void *run_elsewhere(void *arg)
+{
+	struct runner *r = arg;
+	struct rusage r0, r1;
+	getrusage(RUSAGE_THREAD, &r0);
+	ASSERT_EQ(coil_loop_run_forever(r->loop), 0);
+	getrusage(RUSAGE_THREAD, &r1);
+	r->cpu_us = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1000000L +
+		    (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+		    (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000L +
+		    (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+	return NULL;
+}
+
+/* The seed's pattern: a loop made on this thread runs in a new one. It must
+ * sleep there too (the ring is rebound to the running thread, which
+ * SINGLE_ISSUER requires), and be woken from here. */
+TEST(loop_made_on_one_thread_sleeps_when_run_on_another)
+{
+	struct runner r = { .loop = new_loop(false) };
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, run_elsewhere, &r), 0);
+	struct timespec ts = { 0, 200 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	coil_loop_call_soon_threadsafe(r.loop, record, (void *)'w');
+	coil_loop_call_soon_threadsafe(r.loop, stop_soon, r.loop);
+	pthread_join(th, NULL);
+	ASSERT_EQ(norder, 1);
+	if (!test_heavy_tools())
+		ASSERT_LT(r.cpu_us, 50000);
+	/* Closed from this thread again: the ring follows back. */
+	ASSERT_EQ(coil_loop_close(r.loop), 0);
+}
+
 TEST_LIST(
 	TEST_ENTRY(call_soon_runs_in_fifo_order),
 	TEST_ENTRY(stop_lets_the_current_iteration_finish),
@@ -288,4 +327,5 @@ TEST_LIST(
 	TEST_ENTRY(idle_loop_sleeps_and_wakes_for_other_threads),
 	TEST_ENTRY(exception_handler_set_get_call),
 	TEST_ENTRY(closed_loop_refuses_work),
-	TEST_ENTRY(a_million_timers_insert_fire_and_cancel))
+	TEST_ENTRY(a_million_timers_insert_fire_and_cancel),
+	TEST_ENTRY(loop_made_on_one_thread_sleeps_when_run_on_another))

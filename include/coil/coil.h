@@ -16,6 +16,7 @@
 #include "cm.h"
 #include "compose.h"
 #include "sync.h"
+#include "threadsafe.h"
 #include "gen.h"
 #include "aiter.h"
 
