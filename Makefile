@@ -46,14 +46,7 @@ test-valgrind: deps
 	@cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOIL_JEMALLOC=OFF \
 		-DCOIL_BUILD_BENCH=OFF -DCOIL_BUILD_EXAMPLES=OFF >/dev/null
 	@cmake --build build-vg -j$(JOBS)
-	@for t in $(VALGRIND_TESTS); do \
-		[ -x build-vg/tests/$$t ] || continue; \
-		echo "valgrind $$t"; \
-		COIL_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
-			--errors-for-leak-kinds=definite build-vg/tests/$$t >build-vg/$$t.vg.log 2>&1; \
-		rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 77 ]; then cat build-vg/$$t.vg.log; exit 1; fi; \
-		tail -n 1 build-vg/$$t.vg.log; \
-	done
+	@scripts/valgrind-tests.sh build-vg $(JOBS) $(VALGRIND_TESTS)
 
 bench: build
 	@$(BUILD)/bench/bench_core
