@@ -132,8 +132,14 @@ extern __thread coil_coro_t *coil__cur;
  * (a stack of coil__coro_stack_request(c) bytes), else on a new one.
  * Returns 0 or -ENOMEM. */
 int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack);
+/* The process-wide default stack size (coil_stack_set_default_size). */
+extern size_t coil__default_stack_size;
+
 /* The stack size c asks for. */
-size_t coil__coro_stack_request(const coil_coro_t *c);
+static inline size_t coil__coro_stack_request(const coil_coro_t *c)
+{
+	return c->stack_size ? c->stack_size : coil__default_stack_size;
+}
 /* Detaches an ended coroutine's stack and returns it (NULL if none). */
 coil__stack_t *coil__coro_take_stack(coil_coro_t *c);
 /* From inside a coroutine: switches to `to`, saving into the coroutine. */
@@ -324,7 +330,10 @@ static inline void coil__loop_obj_put(coil_loop_t *loop, coil__objcache_t *c, vo
 
 int64_t coil__clock_ns(void);
 int64_t coil__loop_now(const coil_loop_t *loop);
-void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r);
+static inline void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r)
+{
+	coil__fifo_push(&loop->ready, &r->node);
+}
 int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when);
 void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t);
 void coil__loop_unref(coil_loop_t *loop);
@@ -379,7 +388,10 @@ int coil__task_suspend(coil__waiter_t *w);
 void coil__waiter_wake(coil__waiter_t *w, int result);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
 /* Frees a task handle whose last reference went. */
-void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t);
+static inline void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t)
+{
+	coil__loop_obj_put(loop, &loop->task_cache, t);
+}
 /* Frees the loop's pools of bodies and handles (loop close). */
 void coil__task_pools_free(coil_loop_t *loop);
 /* Before a task step: takes the stack on the first step, or ends a task

@@ -27,11 +27,11 @@
 
 __thread coil_coro_t *coil__cur;
 
-static size_t default_stack_size = 64 * 1024;
+size_t coil__default_stack_size = 64 * 1024;
 
 size_t coil_stack_default_size(void)
 {
-	return default_stack_size;
+	return coil__default_stack_size;
 }
 
 int coil_stack_set_default_size(size_t size)
@@ -39,7 +39,7 @@ int coil_stack_set_default_size(size_t size)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	if (size < 16 * 1024 || size > ((size_t)1 << 40))
 		return -EINVAL;
-	default_stack_size = (size + page - 1) & ~(page - 1);
+	coil__default_stack_size = (size + page - 1) & ~(page - 1);
 	return 0;
 }
 
@@ -242,11 +242,6 @@ void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
 	c->result_dtor = dtor;
 	c->flags = (uint8_t)flags;
 	c->state = COIL_CORO_CREATED;
-}
-
-size_t coil__coro_stack_request(const coil_coro_t *c)
-{
-	return c->stack_size ? c->stack_size : default_stack_size;
 }
 
 int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack)

@@ -127,11 +127,6 @@ int64_t coil_loop_time_ns(const coil_loop_t *loop)
 
 /* --- runnables, timers, handles --------------------------------------- */
 
-void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r)
-{
-	coil__fifo_push(&loop->ready, &r->node);
-}
-
 int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when)
 {
 	t->when = when;

@@ -75,11 +75,6 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
  * loop's own thread touches the lists, and nothing goes back to them once
  * the loop is closed.
  */
-void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t)
-{
-	coil__loop_obj_put(loop, &loop->task_cache, t);
-}
-
 void coil__task_pools_free(coil_loop_t *loop)
 {
 	coil__stack_free(loop->spare_stack);
