@@ -50,6 +50,8 @@ test-valgrind: deps
 
 bench: build
 	@$(BUILD)/bench/bench_core
+	@$(BUILD)/bench/bench_deque
+	@[ -x $(BUILD)/bench/w3_pingpong ] && $(BUILD)/bench/w3_pingpong --workers 1 || true
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-vg build-install
