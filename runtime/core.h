@@ -152,7 +152,13 @@ void coil__ctx_here(coil__ctx_t *ctx);
 void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
 		     coil_dtor dtor, unsigned flags);
 /* Frees what an embedded coroutine holds (stack, name). */
-void coil__coro_fini(coil_coro_t *c);
+static inline void coil__coro_fini(coil_coro_t *c)
+{
+	if (c->stack)
+		coil__coro_release_stack(c);
+	coil__strfree(c->name);
+	c->name = NULL;
+}
 
 /* Kinds of runnables in a ready queue. */
 enum { COIL__RUN_HANDLE = 1, COIL__RUN_TASK, COIL__RUN_DONE_CB };

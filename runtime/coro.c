@@ -283,13 +283,6 @@ void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to)
 	coil__ctx_jump(&c->ctx, to, 0, false);
 }
 
-void coil__coro_fini(coil_coro_t *c)
-{
-	coil__coro_release_stack(c);
-	coil__strfree(c->name);
-	c->name = NULL;
-}
-
 int coil_coro_create(coil_coro_t **out, coil_fn fn, void *arg,
 		     const coil_coro_opts_t *opts)
 {

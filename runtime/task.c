@@ -135,14 +135,14 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	b->run.kind = COIL__RUN_TASK;
 	coil__list_push(&loop->tasks, &b->all);
 	loop->ntasks++;
-	/* The loop's reference, dropped when the task is done. */
-	t->fut.refs++;
+	/* The reference coil__future_init made is the loop's, dropped when the
+	 * task is done; the caller gets one more only if it asked for it. */
 	b->queued = true;
 	coil__loop_push_ready(loop, &b->run);
-	if (out)
+	if (out) {
+		t->fut.refs++;
 		*out = t;
-	else
-		coil_future_release(&t->fut);
+	}
 	return 0;
 }
 
@@ -159,7 +159,12 @@ int coil_loop_create_task(coil_loop_t *loop, coil_task_t **out, coil_fn fn,
 int coil_spawn(coil_task_t **out, coil_fn fn, void *arg,
 	       const coil_spawn_opts_t *opts)
 {
-	return coil_loop_create_task(coil_get_event_loop(), out, fn, arg, opts);
+	coil_loop_t *loop = coil__running_loop;
+	if (!loop)
+		return coil_loop_create_task(coil_get_event_loop(), out, fn, arg, opts);
+	if (loop->factory)
+		return loop->factory(loop, out, fn, arg, opts, loop->factory_arg);
+	return coil_task_factory_default(loop, out, fn, arg, opts);
 }
 
 void coil_loop_set_task_factory(coil_loop_t *loop, coil_task_factory factory,
