@@ -31,3 +31,9 @@ if(NOT COIL_SANITIZE)
   add_test(NAME gdb_unwind COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/gdb_unwind.sh $<TARGET_FILE:unwind_target>)
   set_tests_properties(gdb_unwind PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+
+# cxx_headers: the public headers compile as C++ and coil runs from C++.
+add_executable(cxx_headers ${CMAKE_CURRENT_SOURCE_DIR}/cxx_headers.cc)
+target_link_libraries(cxx_headers PRIVATE coil)
+add_test(NAME cxx_headers COMMAND cxx_headers)
+set_tests_properties(cxx_headers PROPERTIES SKIP_RETURN_CODE 77)
