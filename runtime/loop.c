@@ -311,15 +311,9 @@ static void drain_inbox(coil_loop_t *loop)
 	coil__fifo_init(&loop->inbox);
 	atomic_store_explicit(&loop->inbox_len, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&loop->inbox_lock);
-	if (!q.head)
-		return;
-	/* Handles from other threads were allocated with libc malloc (the
-	 * caller has no arena of ours): mark them so they are freed alike. */
-	for (coil__fnode_t *n = q.head; n; n = n->next) {
-		coil_handle_t *h = coil__container_of(n, coil_handle_t, run.node);
-		h->is_timer = false;
-		h->timer.kind = 0;
-	}
+	/* These handles come from libc malloc with timer.kind 0 (see
+	 * coil__loop_call_soon_threadsafe_ex), which is how run_handle and
+	 * drop_ready know to free them with free(). */
 	coil__fifo_splice(&loop->ready, &q);
 }
 
