@@ -149,8 +149,18 @@ void coil__coro_release_stack(coil_coro_t *c);
 /* Fills a context describing the calling thread's current stack. */
 void coil__ctx_here(coil__ctx_t *ctx);
 /* Initialises an embedded coroutine. */
-void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
-		     coil_dtor dtor, unsigned flags);
+static inline void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
+		     coil_dtor dtor, unsigned flags)
+{
+	memset(c, 0, sizeof(*c));
+	c->fn = fn;
+	c->arg = arg;
+	c->stack_size = stack_size;
+	c->result_dtor = dtor;
+	c->flags = (uint8_t)flags;
+	c->state = COIL_CORO_CREATED;
+}
+
 /* Frees what an embedded coroutine holds (stack, name). */
 static inline void coil__coro_fini(coil_coro_t *c)
 {
@@ -352,7 +362,21 @@ void coil__loop_unref(coil_loop_t *loop);
 int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 				       coil_cb dropped, void *arg);
 
-void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task);
+static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task)
+{
+	f->refs = 1;
+	f->state = COIL__F_PENDING;
+	f->is_task = is_task;
+	f->retrieved = false;
+	f->code = 0;
+	f->loop = loop;
+	f->result = NULL;
+	f->dtor = NULL;
+	f->msg = NULL;
+	coil__list_init(&f->cbs);
+	loop->refs++;
+}
+
 void coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg);
 void coil__donecb_run(coil__donecb_t *d);

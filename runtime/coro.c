@@ -232,18 +232,6 @@ static void coro_main(void *arg)
 	__builtin_unreachable();
 }
 
-void coil__coro_init(coil_coro_t *c, coil_fn fn, void *arg, size_t stack_size,
-		     coil_dtor dtor, unsigned flags)
-{
-	memset(c, 0, sizeof(*c));
-	c->fn = fn;
-	c->arg = arg;
-	c->stack_size = stack_size;
-	c->result_dtor = dtor;
-	c->flags = (uint8_t)flags;
-	c->state = COIL_CORO_CREATED;
-}
-
 int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack)
 {
 	c->stack = stack ? stack : coil__stack_alloc(coil__coro_stack_request(c));

@@ -14,21 +14,6 @@
 #include "alloc.h"
 #include "core.h"
 
-void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task)
-{
-	f->refs = 1;
-	f->state = COIL__F_PENDING;
-	f->is_task = is_task;
-	f->retrieved = false;
-	f->code = 0;
-	f->loop = loop;
-	f->result = NULL;
-	f->dtor = NULL;
-	f->msg = NULL;
-	coil__list_init(&f->cbs);
-	loop->refs++;
-}
-
 static coil_loop_t *pick_loop(coil_loop_t *loop)
 {
 	return loop ? loop : coil_get_event_loop();
