@@ -52,6 +52,13 @@ typedef struct test_entry {
 #define TEST_SKIP(why) do { \
 	fprintf(stderr, "  skip: %s\n", why); exit(77); } while (0)
 
+/* Skips (77) when a coil call failed because io_uring is unavailable on
+ * this machine (disabled by sysctl or a seccomp filter): -ENOSYS, -EPERM. */
+#define TEST_SKIP_UNLESS_RING(rc) do { \
+	int r_ = (rc); \
+	if (r_ == -ENOSYS || r_ == -EPERM) TEST_SKIP("io_uring is not available"); \
+	} while (0)
+
 #define TEST_FAIL_(...) do { \
 	fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
 	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)

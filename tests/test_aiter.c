@@ -20,8 +20,7 @@ static void run_main(coil_fn fn)
 	coil_runtime_opts_init(&o);
 	o.virtual_clock = true;
 	int rc = coil_run(fn, NULL, NULL, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 }
 

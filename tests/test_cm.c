@@ -74,8 +74,7 @@ TEST(exit_runs_on_every_way_out_of_the_block)
 {
 	struct res r = { 0 };
 	int rc = coil_run(body, &r, NULL, NULL);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 	ASSERT_EQ(r.enters, 5);
 }

@@ -13,8 +13,7 @@ static int run_main(coil_fn fn, void *arg)
 	coil_runtime_opts_init(&o);
 	o.virtual_clock = true;
 	int rc = coil_run(fn, arg, NULL, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	return rc;
 }
 
@@ -298,8 +297,7 @@ TEST(gather_takes_plain_and_done_futures_and_checks_arguments)
 	ASSERT_EQ(run_main(gather_plain, NULL), 0);
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop(&loop);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	coil_future_t *f;
 	ASSERT_EQ(coil_future_create(&f, loop), 0);
 	ASSERT_EQ(coil_gather(&f, 1, NULL, NULL, 0), COIL_EINVALSTATE);

@@ -13,8 +13,7 @@ static int run_main(coil_fn fn, void *arg)
 	coil_runtime_opts_init(&o);
 	o.virtual_clock = true;
 	int rc = coil_run(fn, arg, NULL, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	return rc;
 }
 

@@ -9,8 +9,7 @@ static coil_loop_t *new_loop(void)
 	o.virtual_clock = true;
 	coil_loop_t *loop = NULL;
 	int rc = coil_new_event_loop_opts(&loop, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 	return loop;
 }

@@ -15,8 +15,7 @@ static void run_main(coil_fn fn, void *arg)
 	coil_runtime_opts_init(&o);
 	o.virtual_clock = true;
 	int rc = coil_run(fn, arg, NULL, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 }
 
@@ -602,8 +601,7 @@ TEST(loop_close_finalizes_open_generators)
 	coil_runtime_opts_init(&o);
 	o.virtual_clock = true;
 	int rc = coil_new_event_loop_opts(&loop, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 	ASSERT_EQ(coil_loop_create_task(loop, &t, leave_open, &lo, NULL), 0);
 	ASSERT_EQ(coil_loop_run_until_complete(loop, coil_task_future(t), NULL), 0);

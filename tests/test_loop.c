@@ -12,8 +12,7 @@ static coil_loop_t *new_loop(bool virtual_clock)
 	o.virtual_clock = virtual_clock;
 	coil_loop_t *loop = NULL;
 	int rc = coil_new_event_loop_opts(&loop, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 	return loop;
 }

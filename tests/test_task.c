@@ -15,8 +15,7 @@ static int run_main(coil_fn fn, void *arg, void **result)
 {
 	coil_runtime_opts_t o = vopts();
 	int rc = coil_run(fn, arg, result, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	return rc;
 }
 
@@ -424,8 +423,7 @@ TEST(run_until_complete_on_a_new_loop)
 	coil_runtime_opts_t o = vopts();
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop_opts(&loop, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	int flag = 0;
 	coil_task_t *t;
 	ASSERT_EQ(coil_loop_create_task(loop, &t, loop_api_task, &flag, NULL), 0);

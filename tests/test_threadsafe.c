@@ -46,8 +46,7 @@ static void bg_start(bg_t *b)
 	sem_init(&b->ready, 0, 0);
 	ASSERT_EQ(pthread_create(&b->thread, NULL, bg_main, b), 0);
 	sem_wait(&b->ready);
-	if (b->made == -ENOSYS || b->made == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(b->made);
 	ASSERT_EQ(b->made, 0);
 }
 
@@ -257,8 +256,7 @@ TEST(cancelled_before_it_was_scheduled_never_runs)
 {
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop(&loop);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	atomic_store(&ran, 0);
 	atomic_int calls = 0;
 	coil_cfuture_t *f;
@@ -514,8 +512,7 @@ TEST(bad_arguments_are_refused)
 	coil_cfuture_release(f);
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop(&loop);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(coil_run_coroutine_threadsafe(&f, loop, NULL, NULL), -EINVAL);
 	ASSERT_EQ(coil_run_coroutine_threadsafe(&f, loop, marks_ran, NULL), 0);
 	/* A coroutine's future is completed by its task only. */
@@ -644,8 +641,7 @@ TEST(waiting_on_the_loops_own_thread_is_refused)
 	coil_runtime_opts_init(&o);
 	o.virtual_clock = true;
 	int rc = coil_run(waits_for_itself, NULL, NULL, &o);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 }
 
@@ -653,8 +649,7 @@ TEST(closed_loop_refuses_coroutines)
 {
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop(&loop);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	/* A future of the loop keeps its memory alive after the close. */
 	coil_future_t *keep;
 	ASSERT_EQ(coil_future_create(&keep, loop), 0);
@@ -745,8 +740,7 @@ TEST(task_not_started_when_the_loop_closes_ends_cancelled)
 {
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop(&loop);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	atomic_store(&ran, 0);
 	coil_cfuture_t *f;
 	ASSERT_EQ(coil_run_coroutine_threadsafe(&f, loop, marks_ran, NULL), 0);
@@ -774,8 +768,7 @@ TEST(loop_made_here_runs_in_a_new_thread)
 {
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop(&loop);
-	if (rc == -ENOSYS || rc == -EPERM)
-		TEST_SKIP("io_uring is not available");
+	TEST_SKIP_UNLESS_RING(rc);
 	pthread_t t;
 	ASSERT_EQ(pthread_create(&t, NULL, start_loop, loop), 0);
 	atomic_store(&norder, 0);
