@@ -37,6 +37,8 @@
 #include "ring.h"
 #include "ctx.h"
 #include "alloc.h"
+#include "sched/deque.h"
+#include "sched/inject.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COIL_ASAN 1
@@ -59,6 +61,49 @@
 #ifdef COIL_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
+
+/*
+ * Threading. coil__mt() turns true, for good, when the first runtime with
+ * more than one worker starts; until then every object is touched by one
+ * thread only and the locks below cost nothing. Objects shared by the tasks
+ * of several workers (futures, task bodies, the synchronisation primitives)
+ * carry a coil__spin_t taken through coil__lock, which is a no-op while
+ * coil__mt() is false.
+ */
+extern atomic_bool coil__mt_flag;
+static inline bool coil__mt(void)
+{
+	return atomic_load_explicit(&coil__mt_flag, memory_order_relaxed);
+}
+
+typedef struct coil__spin {
+	atomic_uchar v;
+} coil__spin_t;
+
+void coil__spin_wait(coil__spin_t *l);
+
+static inline void coil__spin_lock(coil__spin_t *l)
+{
+	if (__builtin_expect(atomic_exchange_explicit(&l->v, 1, memory_order_acquire), 0))
+		coil__spin_wait(l);
+}
+
+static inline void coil__spin_unlock(coil__spin_t *l)
+{
+	atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
+static inline void coil__lock(coil__spin_t *l)
+{
+	if (coil__mt())
+		coil__spin_lock(l);
+}
+
+static inline void coil__unlock(coil__spin_t *l)
+{
+	if (coil__mt())
+		coil__spin_unlock(l);
+}
 
 /* A place execution can switch to or from: a coroutine or a thread stack. */
 typedef struct coil__ctx {
@@ -221,11 +266,13 @@ typedef struct coil__donecb {
 typedef struct coil__waiter coil__waiter_t;
 struct coil__waiter {
 	coil__cbnode_t cb;        /* when waiting on a future */
-	coil__timer_t timer;      /* when sleeping */
+	coil__timer_t timer;      /* when a timer can end the wait */
 	coil_task_t *task;
 	void (*cancel)(coil__waiter_t *w); /* unlinks it from its source */
 	void *source;
+	coil_loop_t *timer_loop;  /* the loop whose heap holds `timer`, or NULL */
 	int result;
+	atomic_uchar claimed;     /* 1 once someone took it to wake it */
 };
 
 enum {
@@ -236,10 +283,11 @@ enum {
 };
 
 struct coil_future {
-	uint32_t refs;
-	uint8_t state;
+	_Atomic uint32_t refs;
+	coil__spin_t lock;        /* state and cbs, when coil__mt() */
+	_Atomic uint8_t state;
 	bool is_task;
-	bool retrieved;
+	atomic_bool retrieved;
 	int32_t code;
 	coil_loop_t *loop;
 	void *result;
@@ -248,9 +296,29 @@ struct coil_future {
 	coil__list_t cbs;         /* done-callbacks and waiters, in order */
 };
 
+/* Where a task is (coil__task_body_t.rstate). */
+enum {
+	COIL__TS_QUEUED = 0,      /* in a run queue, or spawned not yet run */
+	COIL__TS_RUNNING,         /* a worker runs it (or it is switching out) */
+	COIL__TS_WAITING,         /* suspended, no wake-up yet */
+	COIL__TS_NOTIFIED         /* woken while still switching out */
+};
+
+/* A task-local variable (coil_task_local_set). */
+typedef struct coil__tls {
+	const void *key;
+	void *value;
+} coil__tls_t;
+
 typedef struct coil__task_body {
 	coil__runnable_t run;
 	coil_task_t *task;
+	coil_loop_t *worker;      /* the loop it last ran on (home when pinned) */
+	_Atomic uint8_t rstate;   /* COIL__TS_* */
+	bool yielding;            /* switched out by coil_sleep(0) */
+	uint16_t pins;            /* > 0: never leaves `worker` */
+	uint32_t ntls;
+	coil__tls_t *tls;         /* task-local storage, ntls entries */
 	coil_coro_t coro;         /* the task's own coroutine */
 	coil_coro_t *resume;      /* innermost coroutine to resume */
 	coil__waiter_t *waiting;  /* what it is suspended on, or NULL */
@@ -261,16 +329,19 @@ typedef struct coil__task_body {
 	bool cancel_woken;        /* woken with -ECANCELED, not yet run: a
 				   * second cancel is the same delivery */
 	bool started;
-	bool queued;              /* in the ready queue */
-	bool pinned;
 } coil__task_body_t;
 
 struct coil_task {
 	coil_future_t fut;
 	uint64_t id;
-	coil__task_body_t *body;  /* NULL once done */
+	coil__task_body_t *body;  /* NULL once done (under clock) */
 	char *name;               /* NULL: "Task-<id>" */
-	int32_t cancel_requests;
+	_Atomic int32_t cancel_requests;
+	/* The cancellation lock (coil__mt()): body, and the body's waiting,
+	 * must_cancel, cancel_msg and cancel_woken. Taken before a waiter's
+	 * source lock, never after; distinct from fut.lock so that tasks
+	 * awaiting each other cannot deadlock their cancellers. */
+	coil__spin_t clock;
 };
 
 struct coil_handle {
@@ -298,7 +369,7 @@ struct coil_loop {
 	coil_task_t *current;
 	coil__list_t tasks;       /* live tasks (their bodies) */
 	size_t ntasks;
-	uint32_t refs;            /* futures alive on this loop, +1 until closed */
+	_Atomic uint32_t refs;    /* futures alive on this loop, +1 until closed */
 	bool virtual_clock;
 	bool running;
 	bool stopping;
@@ -320,29 +391,77 @@ struct coil_loop {
 	pthread_t thread;         /* the thread running it */
 	pthread_t ring_thread;    /* the ring's submitter thread */
 	bool ring_error_reported; /* a failed ring wait was reported once */
-	/* Any thread: call_soon_threadsafe's inbox. */
+	/* Any thread: call_soon_threadsafe's inbox (and tasks pinned here,
+	 * woken from other threads). */
 	pthread_mutex_t inbox_lock;
 	coil__fifo_t inbox;
 	atomic_size_t inbox_len;
+	atomic_bool sleeping;     /* in (or entering) its ring's wait */
+	/* The runtime, when the loop is one of its workers (else NULL). */
+	coil_runtime_t *rt;
+	unsigned index;           /* worker index */
+	bool multi;               /* rt has more than one worker */
+	bool any;                 /* the COIL_ANY_WORKER stand-in of rt */
+	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
+	/* Multi-worker scheduling (multi): the owner's side. */
+	coil__task_body_t *lifo;  /* the task just woken by a running task */
+	unsigned lifo_run;        /* LIFO-slot steps in a row */
+	uint32_t tick;
+	uint64_t rng;
+	bool searching;
+	bool in_idle;             /* on rt's idle list (under idle_lock) */
+	coil__deque_t deque;      /* runnable tasks; thieves steal the top */
+};
+
+/* A runtime: N workers (sched/runtime.c). */
+struct coil_runtime {
+	unsigned n;
+	coil_loop_t **loops;
+	coil_loop_t *any;         /* coil_runtime_loop(rt, COIL_ANY_WORKER) */
+	coil__inject_t inject;    /* runnables any worker may take */
+	atomic_uint nsearching;   /* workers looking for work to steal */
+	atomic_uint nidle;        /* workers parked (or about to) */
+	pthread_mutex_t idle_lock;
+	unsigned *idle;           /* parked worker indices, a stack */
+	unsigned nidle_list;
+	atomic_bool stop;         /* coil_runtime_stop: leave the loops */
+	atomic_int stop_pipe[2];  /* wait_stopped's pipe (async-signal-safe) */
+	atomic_bool shutting_down;
+	pthread_mutex_t lock;     /* threads, state below */
+	pthread_mutex_t wait_mu;  /* shutdown waiting for the tasks to end */
+	pthread_cond_t cond;
+	atomic_bool waiting;
+	pthread_t *threads;
+	bool *thread_running;
+	bool started;
+	bool block_on_active;
+	bool pin;
+	char name[16];
+	int *cpus;                /* the affinity mask's CPUs, for pinning */
+	unsigned ncpus;
 };
 
 /* The calling thread's running loop. */
 extern __thread coil_loop_t *coil__running_loop;
 
-/* Objects go back to a loop's caches only from the loop's own thread while
- * it runs, and never once it is closed (the caches are drained then). */
-static inline void *coil__loop_obj_get(coil_loop_t *loop, coil__objcache_t *c)
-{
-	return coil__running_loop == loop ? coil__objcache_get(c) : coil__malloc(c->size);
-}
-
-static inline void coil__loop_obj_put(coil_loop_t *loop, coil__objcache_t *c, void *p)
-{
-	if (coil__running_loop == loop && !loop->closed)
-		coil__objcache_put(c, p);
-	else
-		coil__free(p, c->size);
-}
+/*
+ * Objects of one kind have one size, so any loop's cache can take them:
+ * they come from and go back to the cache of the loop running on the calling
+ * thread (a task handle made on worker A and freed on worker B goes to B's
+ * cache), and to the allocator when no loop runs there or it is closed
+ * (the caches are drained then). `field` names the cache in coil_loop_t.
+ */
+#define coil__obj_get(field, size)                                            \
+	(coil__running_loop ? coil__objcache_get(&coil__running_loop->field)  \
+			    : coil__malloc(size))
+#define coil__obj_put(field, size, p)                                         \
+	do {                                                                  \
+		coil_loop_t *l_ = coil__running_loop;                         \
+		if (l_ && !l_->closed)                                        \
+			coil__objcache_put(&l_->field, (p));                  \
+		else                                                          \
+			coil__free((p), (size));                              \
+	} while (0)
 
 int64_t coil__clock_ns(void);
 int64_t coil__loop_now(const coil_loop_t *loop);
@@ -350,6 +469,43 @@ static inline void coil__loop_push_ready(coil_loop_t *loop, coil__runnable_t *r)
 {
 	coil__fifo_push(&loop->ready, &r->node);
 }
+/* Any thread: queues r on loop's inbox and wakes the loop. Returns false if
+ * the loop is closed. */
+bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r);
+/* Makes a task runnable: on the running worker (LIFO slot when woken by a
+ * running task, else its deque), on its home worker when pinned, on the
+ * ready FIFO of a one-worker loop, or through the injection queue from a
+ * foreign thread (sched/runtime.c). Its rstate is already QUEUED. */
+void coil__task_enqueue(coil__task_body_t *b);
+/* Queues a task just spawned on `loop` (sched/runtime.c). */
+void coil__task_enqueue_new(coil_loop_t *loop, coil__task_body_t *b);
+/* After the last task of one of rt's loops ended (sched/runtime.c). */
+void coil__runtime_tasks_gone(coil_runtime_t *rt);
+/* Any thread: queues a runnable (task or callback) on rt's injection queue
+ * and wakes a parked worker. Returns false once rt is shutting down. */
+bool coil__runtime_inject(coil_runtime_t *rt, coil__runnable_t *r);
+/* A task that yielded (coil_sleep(0)) on `loop` goes back to a queue. */
+void coil__task_yielded(coil_loop_t *loop, coil__task_body_t *b);
+/* Worker side of the scheduler (sched/runtime.c): the next task step (or
+ * injected callback) for this worker, or NULL; whether any queue this
+ * worker could take from holds something; parking. */
+coil__runnable_t *coil__sched_next(coil_loop_t *loop);
+bool coil__runtime_has_work(coil_loop_t *loop);
+bool coil__sched_park_begin(coil_loop_t *loop);
+void coil__sched_park_end(coil_loop_t *loop);
+/* Steps between looks at the injection queue, the ring and the timers. */
+#define COIL__TICK 61
+/* Runs a worker's dispatch loop until it is told to leave (loop.c). */
+void coil__worker_loop(coil_loop_t *loop);
+/* Makes a worker loop for rt, and frees one (loop.c). */
+int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
+			  const coil_runtime_opts_t *opts);
+int coil__loop_enter(coil_loop_t *loop);
+void coil__loop_leave(coil_loop_t *loop);
+/* Cancels and finishes what is left on a worker loop (on its thread), then
+ * closes it (any thread, once no worker runs). */
+void coil__loop_finish_tasks(coil_loop_t *loop, int round);
+void coil__loop_close_worker(coil_loop_t *loop);
 int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when);
 void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t);
 void coil__loop_unref(coil_loop_t *loop);
@@ -364,8 +520,9 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 
 static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task)
 {
-	f->refs = 1;
-	f->state = COIL__F_PENDING;
+	atomic_init(&f->refs, 1);
+	atomic_init(&f->lock.v, 0);
+	atomic_init(&f->state, COIL__F_PENDING);
 	f->is_task = is_task;
 	f->retrieved = false;
 	f->code = 0;
@@ -374,10 +531,17 @@ static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool i
 	f->dtor = NULL;
 	f->msg = NULL;
 	coil__list_init(&f->cbs);
-	loop->refs++;
+	if (coil__mt())
+		atomic_fetch_add_explicit(&loop->refs, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(&loop->refs,
+				      atomic_load_explicit(&loop->refs, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 }
 
-void coil__future_finish(coil_future_t *f, int state, int code, void *result,
+/* Completes f unless it is done already (returns false then, owning
+ * nothing). Any thread. */
+bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg);
 void coil__donecb_run(coil__donecb_t *d);
 
@@ -389,15 +553,29 @@ void coil__donecb_run(coil__donecb_t *d);
  *      cancellation, which it delivers);
  *   2. fills a coil__waiter_t on its stack with coil__waiter_init(), giving a
  *      cancel hook that unlinks the waiter from the primitive, and links it
- *      (w->cb.link is free for the primitive's own list);
- *   3. calls coil__task_suspend(w), which returns the code passed to
- *      coil__waiter_wake: 0 or the primitive's own code when woken normally,
- *      -ECANCELED when the task was cancelled (the hook has already
- *      unlinked w), COIL_ECLOSED when the loop force-closes the task.
- * The side that completes the wait unlinks the waiter and calls
- * coil__waiter_wake(w, code) exactly once; whatever it hands over (an item,
- * the lock) is the waiter's from then on, even if a cancellation arrives
- * before the task runs again: that one is delivered at its next await.
+ *      (w->cb.link is free for the primitive's own list), under the
+ *      primitive's lock;
+ *   3. calls coil__task_suspend(w) (after dropping its lock), which returns
+ *      the code passed to coil__waiter_wake: 0 or the primitive's own code
+ *      when woken normally, -ECANCELED when the task was cancelled (the hook
+ *      has already unlinked w), COIL_ECLOSED when the task is force-closed.
+ *
+ * Waking is a claim: whoever wins coil__waiter_claim(w) (one compare and
+ * swap) is the only one to wake w, and calls coil__waiter_wake(w, code).
+ * The side that completes the wait does, under its lock: claim; if won,
+ * unlink w and hand over what it hands over (an item, the lock), which is
+ * the waiter's from then on, even if a cancellation arrives before the task
+ * runs again: that one is delivered at its next await; if lost, leave w
+ * linked and go on to the next waiter: a canceller or a timer owns w and
+ * the cancel hook will unlink it. The canceller claims w, then calls the
+ * hook (which takes the primitive's lock to unlink w), then wakes it.
+ *
+ * Timers: a wait that a deadline can end arms w's timer with
+ * coil__waiter_timer_arm (on the running loop); the timer claims w when it
+ * fires and wakes it with 0. The task then stays on that worker until the
+ * wait is over, and calls coil__waiter_timer_done(w) after
+ * coil__task_suspend returns (whatever woke it): that takes the timer out
+ * of the heap if it is still there, and unpins the task.
  */
 int coil__suspend_check(coil_task_t **out);
 
@@ -409,18 +587,52 @@ static inline void coil__waiter_init(coil__waiter_t *w, coil_task_t *t,
 	w->task = t;
 	w->cancel = cancel;
 	w->source = source;
+	w->timer_loop = NULL;
 	w->result = 0;
+	atomic_init(&w->claimed, 0);
+}
+
+/* Returns true for exactly one caller per wait: the one that may wake w. */
+static inline bool coil__waiter_claim(coil__waiter_t *w)
+{
+	if (!coil__mt()) {
+		if (atomic_load_explicit(&w->claimed, memory_order_relaxed))
+			return false;
+		atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
+		return true;
+	}
+	unsigned char z = 0;
+	return atomic_compare_exchange_strong_explicit(&w->claimed, &z, 1,
+						       memory_order_acq_rel,
+						       memory_order_acquire);
 }
 
 /* Suspends the current task on w until coil__waiter_wake. Returns w's
  * result. The caller has registered w with its source. */
 int coil__task_suspend(coil__waiter_t *w);
+/* Makes w's task runnable with `result`. Only the claimer calls it. */
 void coil__waiter_wake(coil__waiter_t *w, int result);
+/* Claims w and, if that won, wakes it. Returns whether it won. */
+static inline bool coil__waiter_try_wake(coil__waiter_t *w, int result)
+{
+	if (!coil__waiter_claim(w))
+		return false;
+	coil__waiter_wake(w, result);
+	return true;
+}
+/* Arms w's timer for loop time `when` on the running loop and pins the
+ * task there until coil__waiter_timer_done. Returns 0 or -ENOMEM. */
+int coil__waiter_timer_arm(coil__waiter_t *w, int64_t when);
+/* After the wait: disarms w's timer if it has not fired; unpins. */
+void coil__waiter_timer_done(coil__waiter_t *w);
+/* Pins/unpins the calling task (internal counterpart of coil_task_pin). */
+void coil__task_pin_cur(void);
+void coil__task_unpin_cur(void);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
 /* Frees a task handle whose last reference went. */
-static inline void coil__task_free_handle(coil_loop_t *loop, coil_task_t *t)
+static inline void coil__task_free_handle(coil_task_t *t)
 {
-	coil__loop_obj_put(loop, &loop->task_cache, t);
+	coil__obj_put(task_cache, sizeof(coil_task_t), t);
 }
 /* Frees the loop's pools of bodies and handles (loop close). */
 void coil__task_pools_free(coil_loop_t *loop);

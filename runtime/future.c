@@ -24,11 +24,11 @@ int coil_future_create(coil_future_t **out, coil_loop_t *loop)
 	if (!out)
 		return -EINVAL;
 	loop = pick_loop(loop);
-	if (!loop)
+	if (!loop || loop->any)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
-	coil_future_t *f = coil__loop_obj_get(loop, &loop->future_cache);
+	coil_future_t *f = coil__obj_get(future_cache, sizeof(coil_future_t));
 	if (!f)
 		return -ENOMEM;
 	coil__future_init(f, loop, false);
@@ -38,8 +38,17 @@ int coil_future_create(coil_future_t **out, coil_loop_t *loop)
 
 coil_future_t *coil_future_ref(coil_future_t *f)
 {
-	f->refs++;
+	if (coil__mt())
+		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(&f->refs, atomic_load_explicit(&f->refs, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 	return f;
+}
+
+static inline uint8_t fstate(const coil_future_t *f)
+{
+	return atomic_load_explicit(&((coil_future_t *)f)->state, memory_order_acquire);
 }
 
 static void report_unretrieved(coil_future_t *f)
@@ -54,18 +63,28 @@ static void report_unretrieved(coil_future_t *f)
 		.task = t,
 	};
 	/* The handler may look at the future but must not keep it. */
-	f->refs = 1;
+	atomic_store_explicit(&f->refs, 1, memory_order_relaxed);
 	coil_loop_call_exception_handler(f->loop, &ctx);
 }
 
 void coil_future_release(coil_future_t *f)
 {
-	if (!f || --f->refs)
+	if (!f)
 		return;
-	if (f->state == COIL__F_ERROR && !f->retrieved)
+	if (coil__mt()) {
+		if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+			return;
+	} else {
+		uint32_t r = atomic_load_explicit(&f->refs, memory_order_relaxed) - 1;
+		atomic_store_explicit(&f->refs, r, memory_order_relaxed);
+		if (r)
+			return;
+	}
+	uint8_t state = fstate(f);
+	if (state == COIL__F_ERROR && !atomic_load_explicit(&f->retrieved, memory_order_relaxed))
 		report_unretrieved(f);
 	coil_loop_t *loop = f->loop;
-	if (f->state == COIL__F_RESULT && f->dtor && f->result)
+	if (state == COIL__F_RESULT && f->dtor && f->result)
 		f->dtor(f->result);
 	coil__strfree(f->msg);
 	/* A future still pending when released has no waiters (they hold no
@@ -75,32 +94,32 @@ void coil_future_release(coil_future_t *f)
 		coil__cbnode_t *n = coil__container_of(f->cbs.next, coil__cbnode_t, link);
 		coil__list_del(&n->link);
 		if (n->kind == COIL__CB_DONE)
-			coil__loop_obj_put(loop, &loop->donecb_cache,
-					   coil__container_of(n, coil__donecb_t, cb));
+			coil__obj_put(donecb_cache, sizeof(coil__donecb_t),
+				      coil__container_of(n, coil__donecb_t, cb));
 	}
 	if (f->is_task) {
 		coil_task_t *t = (coil_task_t *)f;
 		coil__strfree(t->name);
-		coil__task_free_handle(loop, t);
+		coil__task_free_handle(t);
 	} else {
-		coil__loop_obj_put(loop, &loop->future_cache, f);
+		coil__obj_put(future_cache, sizeof(coil_future_t), f);
 	}
 	coil__loop_unref(loop);
 }
 
 bool coil_future_done(const coil_future_t *f)
 {
-	return f->state != COIL__F_PENDING;
+	return fstate(f) != COIL__F_PENDING;
 }
 
 bool coil_future_cancelled(const coil_future_t *f)
 {
-	return f->state == COIL__F_CANCELLED;
+	return fstate(f) == COIL__F_CANCELLED;
 }
 
 static int outcome(coil_future_t *f, void **result)
 {
-	switch (f->state) {
+	switch (fstate(f)) {
 	case COIL__F_PENDING:
 		return COIL_EINVALSTATE;
 	case COIL__F_RESULT:
@@ -110,7 +129,7 @@ static int outcome(coil_future_t *f, void **result)
 	case COIL__F_CANCELLED:
 		return -ECANCELED;
 	default:
-		f->retrieved = true;
+		atomic_store_explicit(&f->retrieved, true, memory_order_relaxed);
 		return f->code;
 	}
 }
@@ -127,7 +146,7 @@ int coil_future_exception(coil_future_t *f)
 
 const char *coil_future_error_message(const coil_future_t *f)
 {
-	return f->msg;
+	return fstate(f) != COIL__F_PENDING ? f->msg : NULL;
 }
 
 coil_loop_t *coil_future_loop(const coil_future_t *f)
@@ -139,89 +158,202 @@ void coil__donecb_run(coil__donecb_t *d)
 {
 	coil_future_t *f = d->fut;
 	d->fn(f, d->arg);
-	coil__loop_obj_put(f->loop, &f->loop->donecb_cache, d);
+	coil__obj_put(donecb_cache, sizeof(coil__donecb_t), d);
 	coil_future_release(f);
 }
 
+/* Queues d on its future's loop: done-callbacks never migrate. */
 static void schedule_donecb(coil_future_t *f, coil__donecb_t *d)
 {
-	if (f->loop->closed) {
-		/* Nothing will ever run it. */
-		coil__loop_obj_put(f->loop, &f->loop->donecb_cache, d);
-		return;
-	}
 	d->fut = coil_future_ref(f);
 	d->run.kind = COIL__RUN_DONE_CB;
-	coil__loop_push_ready(f->loop, &d->run);
+	coil_loop_t *loop = f->loop;
+	if (coil__running_loop == loop) {
+		if (!loop->closed) {
+			coil__loop_push_ready(loop, &d->run);
+			return;
+		}
+	} else if (coil__loop_push_inbox(loop, &d->run)) {
+		return;
+	}
+	/* Nothing will ever run it. */
+	coil__obj_put(donecb_cache, sizeof(coil__donecb_t), d);
+	coil_future_release(f);
 }
 
-void coil__future_finish(coil_future_t *f, int state, int code, void *result,
+bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg)
 {
-	f->state = (uint8_t)state;
+	coil__lock(&f->lock);
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) != COIL__F_PENDING) {
+		coil__unlock(&f->lock);
+		return false;
+	}
 	f->code = code;
 	f->result = result;
 	f->dtor = dtor;
 	f->msg = msg;
-	while (!coil__list_empty(&f->cbs)) {
-		coil__cbnode_t *n = coil__container_of(f->cbs.next, coil__cbnode_t, link);
+	atomic_store_explicit(&f->state, (uint8_t)state, memory_order_release);
+	/* Waiters are woken in order right here; done-callbacks are taken
+	 * out and queued once the lock is dropped. A waiter somebody else
+	 * claimed (a canceller) stays linked for its cancel hook. */
+	coil__list_t cbs;
+	coil__list_init(&cbs);
+	coil__list_t *p = f->cbs.next;
+	while (p != &f->cbs) {
+		coil__list_t *next = p->next;
+		coil__cbnode_t *n = coil__container_of(p, coil__cbnode_t, link);
+		if (n->kind == COIL__CB_WAITER) {
+			coil__waiter_t *w = coil__container_of(n, coil__waiter_t, cb);
+			if (coil__waiter_claim(w)) {
+				coil__list_del(p);
+				coil__list_push(&cbs, p);
+			}
+		} else {
+			coil__list_del(p);
+			coil__list_push(&cbs, p);
+		}
+		p = next;
+	}
+	coil__unlock(&f->lock);
+	/* The list is ours now: the waiters in it were claimed by us, so their
+	 * tasks stay suspended (and the waiters alive) until we wake them. */
+	while (!coil__list_empty(&cbs)) {
+		coil__cbnode_t *n = coil__container_of(cbs.next, coil__cbnode_t, link);
 		coil__list_del(&n->link);
 		if (n->kind == COIL__CB_WAITER)
 			coil__waiter_wake(coil__container_of(n, coil__waiter_t, cb), 0);
 		else
 			schedule_donecb(f, coil__container_of(n, coil__donecb_t, cb));
 	}
+	return true;
+}
+
+/*
+ * A thread that is not a worker of the future's runtime, while no
+ * multi-worker runtime exists, must not touch the future (its loop's thread
+ * does so without locks): it hands the resolution to the loop instead.
+ */
+static bool foreign(const coil_future_t *f)
+{
+	if (coil__mt())
+		return false;
+	coil_loop_t *loop = f->loop;
+	return coil__running_loop != loop && loop->running &&
+	       !pthread_equal(loop->thread, pthread_self());
+}
+
+typedef struct posted {
+	coil_future_t *f;
+	int state, code;
+	void *value;
+	coil_dtor dtor;
+	char *msg;
+} posted_t;
+
+static void posted_free(posted_t *p, bool run_dtor)
+{
+	if (run_dtor && p->dtor && p->value)
+		p->dtor(p->value);
+	coil__strfree(p->msg);
+	coil_future_release(p->f);
+	coil__free(p, sizeof(*p));
+}
+
+static void posted_run(void *arg)
+{
+	posted_t *p = arg;
+	bool done = coil__future_finish(p->f, p->state, p->code, p->value, p->dtor, p->msg);
+	if (done)
+		p->msg = NULL;
+	posted_free(p, !done);
+}
+
+static void posted_dropped(void *arg)
+{
+	posted_free(arg, true);
+}
+
+static int post_finish(coil_future_t *f, int state, int code, void *value,
+		       coil_dtor dtor, char *msg)
+{
+	posted_t *p = coil__malloc(sizeof(*p));
+	if (!p) {
+		coil__strfree(msg);
+		return -ENOMEM;
+	}
+	*p = (posted_t){ coil_future_ref(f), state, code, value, dtor, msg };
+	int rc = coil__loop_call_soon_threadsafe_ex(f->loop, posted_run, posted_dropped, p);
+	if (rc) {
+		p->dtor = NULL; /* the caller keeps the value on failure */
+		posted_free(p, false);
+	}
+	return rc;
 }
 
 int coil_future_set_result(coil_future_t *f, void *value, coil_dtor dtor)
 {
-	if (f->state != COIL__F_PENDING || f->is_task)
+	if (fstate(f) != COIL__F_PENDING || f->is_task)
 		return COIL_EINVALSTATE;
-	coil__future_finish(f, COIL__F_RESULT, 0, value, dtor, NULL);
-	return 0;
+	if (foreign(f))
+		return post_finish(f, COIL__F_RESULT, 0, value, dtor, NULL);
+	return coil__future_finish(f, COIL__F_RESULT, 0, value, dtor, NULL)
+		       ? 0 : COIL_EINVALSTATE;
 }
 
 int coil_future_set_exception(coil_future_t *f, int err, const char *msg)
 {
 	if (err >= 0)
 		return -EINVAL;
-	if (f->state != COIL__F_PENDING || f->is_task)
+	if (fstate(f) != COIL__F_PENDING || f->is_task)
 		return COIL_EINVALSTATE;
 	char *m = NULL;
 	if (msg && !(m = coil__strdup(msg)))
 		return -ENOMEM;
 	/* Setting -ECANCELED as an error is cancelling, as in asyncio where
 	 * CancelledError cannot be set as an exception. */
-	coil__future_finish(f, err == -ECANCELED ? COIL__F_CANCELLED : COIL__F_ERROR,
-			    err, NULL, NULL, m);
-	return 0;
+	int state = err == -ECANCELED ? COIL__F_CANCELLED : COIL__F_ERROR;
+	if (foreign(f))
+		return post_finish(f, state, err, NULL, NULL, m);
+	if (coil__future_finish(f, state, err, NULL, NULL, m))
+		return 0;
+	coil__strfree(m);
+	return COIL_EINVALSTATE;
 }
 
 bool coil_future_cancel(coil_future_t *f, const char *msg)
 {
 	if (f->is_task)
 		return coil_task_cancel((coil_task_t *)f, msg);
-	if (f->state != COIL__F_PENDING)
+	if (fstate(f) != COIL__F_PENDING)
 		return false;
 	char *m = msg ? coil__strdup(msg) : NULL;
-	coil__future_finish(f, COIL__F_CANCELLED, -ECANCELED, NULL, NULL, m);
-	return true;
+	if (foreign(f))
+		return post_finish(f, COIL__F_CANCELLED, -ECANCELED, NULL, NULL, m) == 0;
+	if (coil__future_finish(f, COIL__F_CANCELLED, -ECANCELED, NULL, NULL, m))
+		return true;
+	coil__strfree(m);
+	return false;
 }
 
 int coil_future_add_done_callback(coil_future_t *f, coil_done_cb cb, void *arg)
 {
 	if (!cb)
 		return -EINVAL;
-	coil__donecb_t *d = coil__loop_obj_get(f->loop, &f->loop->donecb_cache);
+	coil__donecb_t *d = coil__obj_get(donecb_cache, sizeof(coil__donecb_t));
 	if (!d)
 		return -ENOMEM;
 	d->cb.kind = COIL__CB_DONE;
 	d->fn = cb;
 	d->arg = arg;
-	if (f->state != COIL__F_PENDING)
-		schedule_donecb(f, d);
-	else
+	coil__lock(&f->lock);
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_PENDING) {
 		coil__list_push(&f->cbs, &d->cb.link);
+		coil__unlock(&f->lock);
+		return 0;
+	}
+	coil__unlock(&f->lock);
+	schedule_donecb(f, d);
 	return 0;
 }
 
@@ -229,6 +361,9 @@ int coil_future_remove_done_callback(coil_future_t *f, coil_done_cb cb,
 				     void *arg)
 {
 	int n = 0;
+	coil__list_t gone;
+	coil__list_init(&gone);
+	coil__lock(&f->lock);
 	coil__list_t *p = f->cbs.next;
 	while (p != &f->cbs) {
 		coil__list_t *next = p->next;
@@ -237,18 +372,28 @@ int coil_future_remove_done_callback(coil_future_t *f, coil_done_cb cb,
 			coil__donecb_t *d = coil__container_of(c, coil__donecb_t, cb);
 			if (d->fn == cb && d->arg == arg) {
 				coil__list_del(p);
-				coil__loop_obj_put(f->loop, &f->loop->donecb_cache, d);
+				coil__list_push(&gone, p);
 				n++;
 			}
 		}
 		p = next;
+	}
+	coil__unlock(&f->lock);
+	while (!coil__list_empty(&gone)) {
+		coil__list_t *q = gone.next;
+		coil__list_del(q);
+		coil__obj_put(donecb_cache, sizeof(coil__donecb_t),
+			      coil__container_of(q, coil__donecb_t, cb.link));
 	}
 	return n;
 }
 
 static void waiter_unlink(coil__waiter_t *w)
 {
+	coil_future_t *f = w->source;
+	coil__lock(&f->lock);
 	coil__list_del(&w->cb.link);
+	coil__unlock(&f->lock);
 }
 
 int coil_await(coil_future_t *f, void **result)
@@ -262,13 +407,23 @@ int coil_await(coil_future_t *f, void **result)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	if (f->state == COIL__F_PENDING) {
+	coil_loop_t *me = coil__running_loop;
+	if (f->loop != me && (!me->rt || me->rt != f->loop->rt))
+		return -EXDEV; /* another runtime's future (asyncio: a
+				* future attached to a different loop) */
+	if (fstate(f) == COIL__F_PENDING) {
 		coil__waiter_t w;
 		coil__waiter_init(&w, t, waiter_unlink, f);
-		coil__list_push(&f->cbs, &w.cb.link);
-		rc = coil__task_suspend(&w);
-		if (rc)
-			return rc;
+		coil__lock(&f->lock);
+		if (atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_PENDING) {
+			coil__list_push(&f->cbs, &w.cb.link);
+			coil__unlock(&f->lock);
+			rc = coil__task_suspend(&w);
+			if (rc)
+				return rc;
+		} else {
+			coil__unlock(&f->lock);
+		}
 	}
 	return outcome(f, result);
 }

@@ -61,16 +61,12 @@ static void opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in)
 	o->size = sizeof(*o);
 }
 
-int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
+static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o)
 {
-	if (!out)
-		return -EINVAL;
-	coil_runtime_opts_t o;
-	opts_read(&o, in);
 	coil_loop_t *loop = coil__calloc(sizeof(*loop));
 	if (!loop)
 		return -ENOMEM;
-	int rc = coil__ring_create(&loop->ring, o.ring_entries);
+	int rc = coil__ring_create(&loop->ring, o->ring_entries);
 	if (rc) {
 		coil__free(loop, sizeof(*loop));
 		return rc;
@@ -79,16 +75,51 @@ int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
 	coil__fifo_init(&loop->inbox);
 	coil__list_init(&loop->tasks);
 	pthread_mutex_init(&loop->inbox_lock, NULL);
-	loop->refs = 1;
+	atomic_init(&loop->refs, 1);
 	loop->ring_thread = pthread_self();
 	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
 	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), coil__cache_max);
 	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), coil__cache_max);
 	coil__objcache_init(&loop->donecb_cache, sizeof(coil__donecb_t), coil__cache_max);
-	loop->virtual_clock = o.virtual_clock;
-	loop->stack_size = o.stack_size;
+	loop->virtual_clock = o->virtual_clock;
+	loop->stack_size = o->stack_size;
 	if (loop->virtual_clock)
 		loop->vnow = coil__clock_ns();
+	*out = loop;
+	return 0;
+}
+
+int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
+{
+	if (!out)
+		return -EINVAL;
+	coil_runtime_opts_t o;
+	opts_read(&o, in);
+	return loop_new(out, &o);
+}
+
+void coil__runtime_opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in)
+{
+	opts_read(o, in);
+}
+
+int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
+			  const coil_runtime_opts_t *o)
+{
+	coil_loop_t *loop;
+	int rc = loop_new(&loop, o);
+	if (rc)
+		return rc;
+	loop->rt = rt;
+	loop->index = index;
+	loop->multi = true; /* depth-first deques even with one worker */
+	loop->rng = 0x9E3779B97F4A7C15ull * (index + 1);
+	if (loop->multi && (rc = coil__deque_init(&loop->deque, 1024))) {
+		coil__ring_destroy(loop->ring);
+		pthread_mutex_destroy(&loop->inbox_lock);
+		coil__free(loop, sizeof(*loop));
+		return rc;
+	}
 	*out = loop;
 	return 0;
 }
@@ -143,13 +174,13 @@ void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t)
 static void handle_unref(coil_handle_t *h)
 {
 	if (--h->refs == 0)
-		coil__loop_obj_put(h->loop, &h->loop->handle_cache, h);
+		coil__obj_put(handle_cache, sizeof(coil_handle_t), h);
 }
 
 static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
 				 coil_handle_t **out)
 {
-	coil_handle_t *h = coil__loop_obj_get(loop, &loop->handle_cache);
+	coil_handle_t *h = coil__obj_get(handle_cache, sizeof(coil_handle_t));
 	if (!h)
 		return NULL;
 	h->run.kind = COIL__RUN_HANDLE;
@@ -172,7 +203,7 @@ static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
 int coil_loop_call_soon(coil_loop_t *loop, coil_cb cb, void *arg,
 			coil_handle_t **out)
 {
-	if (!loop || !cb)
+	if (!loop || !cb || loop->any)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
@@ -186,7 +217,7 @@ int coil_loop_call_soon(coil_loop_t *loop, coil_cb cb, void *arg,
 int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 		      void *arg, coil_handle_t **out)
 {
-	if (!loop || !cb)
+	if (!loop || !cb || loop->any)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
@@ -196,7 +227,7 @@ int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 	h->is_timer = true;
 	int rc = coil__loop_add_timer(loop, &h->timer, when_ns);
 	if (rc) {
-		coil__loop_obj_put(loop, &loop->handle_cache, h);
+		coil__obj_put(handle_cache, sizeof(coil_handle_t), h);
 		return rc;
 	}
 	if (out) {
@@ -266,6 +297,36 @@ int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
 	return coil__loop_call_soon_threadsafe_ex(loop, cb, NULL, arg);
 }
 
+/*
+ * Wakes the loop if it sleeps in its ring wait (or is about to). The pusher
+ * has made its item visible with a seq_cst read-modify-write; the loop sets
+ * `sleeping` (seq_cst) before it looks at its queues one last time: one of
+ * the two sees the other, so no wake-up is lost and an awake loop costs no
+ * system call.
+ */
+static void loop_kick(coil_loop_t *loop)
+{
+	if (atomic_load_explicit(&loop->sleeping, memory_order_seq_cst))
+		coil__ring_wake(loop->ring);
+}
+
+bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
+{
+	pthread_mutex_lock(&loop->inbox_lock);
+	if (loop->closed) {
+		pthread_mutex_unlock(&loop->inbox_lock);
+		return false;
+	}
+	coil__fifo_push(&loop->inbox, &r->node);
+	/* Release: the loop's acquire load of inbox_len sees the push. The
+	 * kick happens under the lock: close sets `closed` under it, so the
+	 * loop (and its ring) cannot be freed under our feet. */
+	atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_seq_cst);
+	loop_kick(loop);
+	pthread_mutex_unlock(&loop->inbox_lock);
+	return true;
+}
+
 int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 				       coil_cb dropped, void *arg)
 {
@@ -284,21 +345,12 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 	h->scheduled = true;
 	h->timer.idx = UINT32_MAX;
 	h->timer.when = -1;
-	pthread_mutex_lock(&loop->inbox_lock);
-	if (loop->closed) {
-		pthread_mutex_unlock(&loop->inbox_lock);
+	bool ok = loop->any ? coil__runtime_inject(loop->rt, &h->run)
+			    : coil__loop_push_inbox(loop, &h->run);
+	if (!ok) {
 		free(h);
 		return COIL_ECLOSED;
 	}
-	coil__fifo_push(&loop->inbox, &h->run.node);
-	/* Release: the loop's acquire load of inbox_len sees the push. */
-	size_t was = atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_release);
-	/* Only the first of a burst needs to wake the loop. The wake happens
-	 * under the lock: close sets `closed` under it, so the loop (and its
-	 * ring) cannot be freed under our feet. */
-	if (was == 0)
-		coil__ring_wake(loop->ring);
-	pthread_mutex_unlock(&loop->inbox_lock);
 	return 0;
 }
 
@@ -311,7 +363,7 @@ static void drain_inbox(coil_loop_t *loop)
 	coil__fifo_init(&loop->inbox);
 	atomic_store_explicit(&loop->inbox_len, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&loop->inbox_lock);
-	/* These handles come from libc malloc with timer.kind 0 (see
+	/* Handles in there come from libc malloc with timer.kind 0 (see
 	 * coil__loop_call_soon_threadsafe_ex), which is how run_handle and
 	 * drop_ready know to free them with free(). */
 	coil__fifo_splice(&loop->ready, &q);
@@ -333,9 +385,39 @@ static void run_handle(coil_handle_t *h)
 }
 
 /*
+ * After a task step that did not end the task: the task has switched off its
+ * stack, so it may now run elsewhere. A yield goes back to a run queue; a
+ * wait becomes WAITING unless a wake-up came in while it was switching out
+ * (NOTIFIED), in which case it is queued now (DESIGN.md section 3).
+ */
+static void task_switched_out(coil_loop_t *loop, coil__task_body_t *b)
+{
+	if (b->yielding) {
+		b->yielding = false;
+		atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+		coil__task_yielded(loop, b);
+		return;
+	}
+	if (!coil__mt()) {
+		if (atomic_load_explicit(&b->rstate, memory_order_relaxed) == COIL__TS_RUNNING) {
+			atomic_store_explicit(&b->rstate, COIL__TS_WAITING, memory_order_relaxed);
+			return;
+		}
+	} else {
+		uint8_t s = COIL__TS_RUNNING;
+		if (atomic_compare_exchange_strong_explicit(&b->rstate, &s, COIL__TS_WAITING,
+							    memory_order_acq_rel,
+							    memory_order_acquire))
+			return;
+	}
+	atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+	coil__task_enqueue(b);
+}
+
+/*
  * One task step. The switch into the task is made right here, inlined into
- * run_once's loop: when the task switches back, execution continues in this
- * loop without returning through any function, so no ret meets a return
+ * the dispatch loop: when the task switches back, execution continues in
+ * this loop without returning through any function, so no ret meets a return
  * address the predictor does not expect (a task that runs to its end costs
  * no misprediction at all).
  */
@@ -347,13 +429,18 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 	coil_coro_t *c = b->resume;
 	c->state = COIL_CORO_RUNNING;
 	c->awaiting = false;
+	atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
+	b->worker = loop;
+	b->coro.ret_ctx = &loop->sched;
 	loop->current = b->task;
 	coil__cur = c;
 	coil__ctx_jump(&loop->sched, &c->ctx, 0, false);
 	coil__cur = loop->sched_cur;
-	loop->current = NULL;
 	if (b->coro.state == COIL_CORO_CLOSED)
-		coil__task_end(loop, b);
+		coil__task_end(loop, b); /* a wake it makes counts as the task's */
+	else
+		task_switched_out(loop, b);
+	loop->current = NULL;
 }
 
 static inline __attribute__((always_inline)) void
@@ -384,28 +471,26 @@ static void fire_timers(coil_loop_t *loop)
 			coil_handle_t *h = coil__container_of(t, coil_handle_t, timer);
 			coil__loop_push_ready(loop, &h->run);
 		} else {
-			coil__waiter_t *w = coil__container_of(t, coil__waiter_t, timer);
-			coil__waiter_wake(w, 0);
+			/* A canceller may have claimed it first: then the task
+			 * is already woken, and finds the timer gone. */
+			coil__waiter_try_wake(coil__container_of(t, coil__waiter_t, timer), 0);
 		}
 	}
 }
 
-static void run_once(coil_loop_t *loop)
+/* Sleeps in the ring up to timeout_ns (0: just reap), announcing it so
+ * that cross-thread pushers know to wake the loop (see loop_kick). */
+static int loop_wait(coil_loop_t *loop, int64_t timeout)
 {
-	drain_inbox(loop);
-	int64_t timeout = COIL_FOREVER;
-	coil__timer_t *top = coil__heap_top(&loop->timers);
-	if (loop->ready.len || loop->stopping) {
-		timeout = 0;
-	} else if (top) {
-		if (loop->virtual_clock) {
+	if (timeout != 0) {
+		atomic_store_explicit(&loop->sleeping, true, memory_order_seq_cst);
+		if (atomic_load_explicit(&loop->inbox_len, memory_order_seq_cst) ||
+		    (loop->multi && coil__runtime_has_work(loop)))
 			timeout = 0;
-		} else {
-			int64_t d = top->when - coil__clock_ns();
-			timeout = d > 0 ? d : 0;
-		}
 	}
 	int rc = coil__ring_wait(loop->ring, timeout);
+	if (timeout != 0)
+		atomic_store_explicit(&loop->sleeping, false, memory_order_relaxed);
 	if (rc < 0 && !loop->ring_error_reported) {
 		loop->ring_error_reported = true;
 		coil_exc_context_t ctx = {
@@ -414,7 +499,28 @@ static void run_once(coil_loop_t *loop)
 		};
 		coil_loop_call_exception_handler(loop, &ctx);
 	}
+	return rc;
+}
+
+/* The time to the next timer, COIL_FOREVER if none. */
+static int64_t timer_timeout(coil_loop_t *loop)
+{
+	coil__timer_t *top = coil__heap_top(&loop->timers);
+	if (!top)
+		return COIL_FOREVER;
+	if (loop->virtual_clock)
+		return 0;
+	int64_t d = top->when - coil__clock_ns();
+	return d > 0 ? d : 0;
+}
+
+static void run_once(coil_loop_t *loop)
+{
 	drain_inbox(loop);
+	int64_t timeout = loop->ready.len || loop->stopping ? 0 : timer_timeout(loop);
+	loop_wait(loop, timeout);
+	drain_inbox(loop);
+	coil__timer_t *top;
 	if (loop->virtual_clock && !loop->ready.len &&
 	    (top = coil__heap_top(&loop->timers)) && top->when > loop->vnow)
 		loop->vnow = top->when;
@@ -426,7 +532,54 @@ static void run_once(coil_loop_t *loop)
 	}
 }
 
-static int loop_enter(coil_loop_t *loop)
+/*
+ * A worker of a multi-worker runtime. Each round: take the inbox, reap the
+ * ring, fire due timers, run the callbacks (and pinned tasks) that are
+ * ready, then up to COIL__TICK task steps from the LIFO slot, the deque, the
+ * injection queue (every COIL__TICK steps even when the deque is busy) and
+ * other workers' deques. With nothing anywhere it spins briefly, then parks
+ * in its ring's wait until the next timer or a wake-up.
+ */
+
+
+static bool worker_should_leave(coil_loop_t *loop)
+{
+	return loop->stopping || atomic_load_explicit(&loop->rt->stop, memory_order_relaxed);
+}
+
+void coil__worker_loop(coil_loop_t *loop)
+{
+	while (!worker_should_leave(loop)) {
+		drain_inbox(loop);
+		if (coil__ring_inflight(loop->ring))
+			loop_wait(loop, 0);
+		fire_timers(loop);
+		size_t n = loop->ready.len;
+		while (n--) {
+			coil__fnode_t *node = coil__fifo_pop(&loop->ready);
+			run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
+		}
+		unsigned steps = 0;
+		coil__runnable_t *r;
+		while (steps < COIL__TICK && (r = coil__sched_next(loop))) {
+			run_runnable(loop, r);
+			steps++;
+			if (worker_should_leave(loop))
+				return;
+		}
+		if (steps || loop->ready.len || worker_should_leave(loop) ||
+		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
+			continue;
+		/* Nothing found: park until the next timer, an I/O completion
+		 * or a wake-up (the runtime's idle protocol). */
+		if (coil__sched_park_begin(loop)) {
+			loop_wait(loop, timer_timeout(loop));
+			coil__sched_park_end(loop);
+		}
+	}
+}
+
+int coil__loop_enter(coil_loop_t *loop)
 {
 	if (loop->closed)
 		return COIL_ECLOSED;
@@ -444,7 +597,7 @@ static int loop_enter(coil_loop_t *loop)
 	return 0;
 }
 
-static void loop_leave(coil_loop_t *loop)
+void coil__loop_leave(coil_loop_t *loop)
 {
 	coil__alloc_thread_release();
 	loop->running = false;
@@ -454,9 +607,9 @@ static void loop_leave(coil_loop_t *loop)
 
 int coil_loop_run_forever(coil_loop_t *loop)
 {
-	if (!loop)
-		return -EINVAL;
-	int rc = loop_enter(loop);
+	if (!loop || loop->rt)
+		return -EINVAL; /* a runtime's workers run through the runtime */
+	int rc = coil__loop_enter(loop);
 	if (rc)
 		return rc;
 	for (;;) {
@@ -464,7 +617,7 @@ int coil_loop_run_forever(coil_loop_t *loop)
 		if (loop->stopping)
 			break;
 	}
-	loop_leave(loop);
+	coil__loop_leave(loop);
 	return 0;
 }
 
@@ -477,7 +630,7 @@ static void stop_when_done(coil_future_t *f, void *arg)
 int coil_loop_run_until_complete(coil_loop_t *loop, coil_future_t *f,
 				 void **result)
 {
-	if (!loop || !f || f->loop != loop)
+	if (!loop || !f || f->loop != loop || loop->rt)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
@@ -497,7 +650,11 @@ int coil_loop_run_until_complete(coil_loop_t *loop, coil_future_t *f,
 
 void coil_loop_stop(coil_loop_t *loop)
 {
-	loop->stopping = true;
+	/* On a runtime, stop acts on the whole runtime (DESIGN.md 6). */
+	if (loop->rt)
+		coil_runtime_stop(loop->rt);
+	else
+		loop->stopping = true;
 }
 
 bool coil_loop_is_running(const coil_loop_t *loop)
@@ -510,18 +667,42 @@ bool coil_loop_is_closed(const coil_loop_t *loop)
 	return loop->closed;
 }
 
-/* Cancels every live task, then closes those that keep ignoring it. Runs
- * the loop until they are all done or nothing can make progress. */
+/* Cancels (rounds 0-3) or force-closes (later rounds) every live task of
+ * the loop. On the loop's thread. */
+void coil__loop_finish_tasks(coil_loop_t *loop, int round)
+{
+	/* Collected first, each with a reference: the list lock must not be
+	 * held across a cancel. */
+	coil__lock(&loop->tasks_lock);
+	size_t n = 0, cap = loop->ntasks;
+	coil_task_t **all = cap ? malloc(cap * sizeof(*all)) : NULL;
+	for (coil__list_t *p = loop->tasks.next; all && p != &loop->tasks && n < cap; p = p->next) {
+		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
+		all[n++] = coil_future_task(coil_future_ref(&b->task->fut));
+	}
+	coil__unlock(&loop->tasks_lock);
+	for (size_t i = 0; i < n; i++) {
+		coil_task_t *t = all[i];
+		if (round < 4) {
+			coil_task_cancel(t, NULL);
+		} else {
+			coil__lock(&t->clock);
+			coil__task_body_t *b = t->body;
+			coil__unlock(&t->clock);
+			/* Only a task suspended here: its waiter is ours to close. */
+			if (b && (!loop->rt || b->worker == loop) &&
+			    atomic_load_explicit(&b->rstate, memory_order_acquire) != COIL__TS_RUNNING)
+				coil__task_force_close(b);
+		}
+		coil_future_release(&t->fut);
+	}
+	free(all);
+}
+
 static void finish_tasks(coil_loop_t *loop)
 {
 	for (int round = 0; loop->ntasks && round < 8; round++) {
-		for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
-			coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
-			if (round < 4)
-				coil_task_cancel(b->task, NULL);
-			else
-				coil__task_force_close(b);
-		}
+		coil__loop_finish_tasks(loop, round);
 		for (int i = 0; loop->ntasks && i < 100000; i++) {
 			if (!loop->ready.len && !loop->timers.n &&
 			    !coil__ring_inflight(loop->ring) &&
@@ -574,6 +755,8 @@ static void drop_ready(coil_loop_t *loop)
 
 static void loop_free(coil_loop_t *loop)
 {
+	if (loop->multi)
+		coil__deque_fini(&loop->deque);
 	coil__ring_destroy(loop->ring);
 	pthread_mutex_destroy(&loop->inbox_lock);
 	coil__free(loop, sizeof(*loop));
@@ -581,14 +764,28 @@ static void loop_free(coil_loop_t *loop)
 
 void coil__loop_unref(coil_loop_t *loop)
 {
-	if (--loop->refs == 0)
+	if (atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1)
 		loop_free(loop);
+}
+
+/* Closes a runtime's worker loop once its tasks are gone and no worker
+ * runs (coil_runtime_shutdown). */
+void coil__loop_close_worker(coil_loop_t *loop)
+{
+	pthread_mutex_lock(&loop->inbox_lock);
+	loop->closed = true;
+	coil__fifo_splice(&loop->ready, &loop->inbox);
+	pthread_mutex_unlock(&loop->inbox_lock);
+	drop_ready(loop);
+	coil__heap_free(&loop->timers);
+	coil__task_pools_free(loop);
+	coil__loop_unref(loop);
 }
 
 int coil_loop_close(coil_loop_t *loop)
 {
-	if (!loop)
-		return -EINVAL;
+	if (!loop || loop->rt)
+		return -EINVAL; /* a runtime's loops close with the runtime */
 	if (loop->running)
 		return -EBUSY;
 	if (loop->closed)
@@ -596,9 +793,9 @@ int coil_loop_close(coil_loop_t *loop)
 	/* asyncio's shutdown_asyncgens: generators still open are closed
 	 * first, so that their cleanup runs while the loop still works. */
 	coil__gen_shutdown_loop(loop);
-	if (loop->ntasks && loop_enter(loop) == 0) {
+	if (loop->ntasks && coil__loop_enter(loop) == 0) {
 		finish_tasks(loop);
-		loop_leave(loop);
+		coil__loop_leave(loop);
 	}
 	pthread_mutex_lock(&loop->inbox_lock);
 	loop->closed = true;
@@ -665,6 +862,17 @@ int coil_run(coil_fn fn, void *arg, void **result,
 		return -EINVAL;
 	if (coil__running_loop)
 		return -EBUSY;
+	coil_runtime_opts_t o;
+	opts_read(&o, opts);
+	if (o.workers > 1) {
+		coil_runtime_t *rt;
+		int rc = coil_runtime_new(&rt, &o);
+		if (rc)
+			return rc;
+		rc = coil_runtime_block_on(rt, fn, arg, result);
+		coil_runtime_shutdown(rt, 0);
+		return rc;
+	}
 	coil_loop_t *loop;
 	int rc = coil_new_event_loop_opts(&loop, opts);
 	if (rc)

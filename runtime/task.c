@@ -38,9 +38,10 @@ static uint64_t task_id_take(void)
 	return task_id_next++;
 }
 
-static coil__task_body_t *body_get(coil_loop_t *loop)
+static coil__task_body_t *body_get(void)
 {
-	coil__task_body_t *b = loop->free_bodies;
+	coil_loop_t *loop = coil__running_loop;
+	coil__task_body_t *b = loop ? loop->free_bodies : NULL;
 	if (b) {
 		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
 		loop->nfree_bodies--;
@@ -60,6 +61,8 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 	coil__coro_fini(&b->coro);
 	coil__strfree(b->cancel_msg);
 	coil__strfree(b->errmsg);
+	if (b->tls)
+		coil__free(b->tls, b->ntls * sizeof(coil__tls_t));
 	if (loop && !loop->closed && loop->nfree_bodies < coil__cache_max) {
 		b->run.node.next = (coil__fnode_t *)loop->free_bodies;
 		loop->free_bodies = b;
@@ -91,58 +94,87 @@ void coil__task_pools_free(coil_loop_t *loop)
 	coil__objcache_drain(&loop->donecb_cache);
 }
 
+/* Copies the spawning task's task-local values into b (contextvars'
+ * copy_context at task creation). */
+static int tls_inherit(coil__task_body_t *b)
+{
+	coil_coro_t *c = coil__cur;
+	coil__task_body_t *pb = c && c->task ? c->task->body : NULL;
+	b->tls = NULL;
+	b->ntls = 0;
+	if (!pb || !pb->ntls)
+		return 0;
+	b->tls = coil__malloc(pb->ntls * sizeof(coil__tls_t));
+	if (!b->tls)
+		return -ENOMEM;
+	memcpy(b->tls, pb->tls, pb->ntls * sizeof(coil__tls_t));
+	b->ntls = pb->ntls;
+	return 0;
+}
+
 int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 			      coil_fn fn, void *arg,
 			      const coil_spawn_opts_t *opts)
 {
 	if (!loop || !fn)
 		return -EINVAL;
+	if (loop->any)
+		return coil_runtime_spawn(loop->rt, out, fn, arg, opts);
 	if (loop->closed)
 		return COIL_ECLOSED;
-	coil_task_t *t = coil__loop_obj_get(loop, &loop->task_cache);
+	coil_task_t *t = coil__obj_get(task_cache, sizeof(coil_task_t));
 	if (!t)
 		return -ENOMEM;
-	coil__task_body_t *b = body_get(loop);
+	coil__task_body_t *b = body_get();
 	if (!b) {
-		coil__task_free_handle(loop, t);
+		coil__task_free_handle(t);
 		return -ENOMEM;
 	}
+	b->coro.stack = NULL;
+	b->coro.name = NULL;
+	b->cancel_msg = NULL;
+	b->errmsg = NULL;
 	t->name = NULL;
-	if (opts && opts->name && !(t->name = coil__strdup(opts->name))) {
-		coil__task_free_body(loop, b);
-		coil__task_free_handle(loop, t);
+	if ((opts && opts->name && !(t->name = coil__strdup(opts->name))) ||
+	    tls_inherit(b)) {
+		coil__strfree(t->name);
+		coil__task_free_body(NULL, b);
+		coil__task_free_handle(t);
 		return -ENOMEM;
 	}
 	coil__future_init(&t->fut, loop, true);
+	/* The reference coil__future_init made is the loop's, dropped when the
+	 * task is done; the caller gets one more only if it asked for it, now,
+	 * before another worker can run the task to its end. */
+	if (out)
+		atomic_store_explicit(&t->fut.refs, 2, memory_order_relaxed);
 	t->id = task_id_take();
 	t->body = b;
-	t->cancel_requests = 0;
+	atomic_init(&t->cancel_requests, 0);
+	atomic_init(&t->clock.v, 0);
 	size_t ss = opts && opts->stack_size ? opts->stack_size : loop->stack_size;
 	coil__coro_init(&b->coro, fn, arg, ss, opts ? opts->result_dtor : NULL,
 			COIL__CORO_F_TASK | COIL__CORO_F_EMBEDDED);
 	b->coro.task = t;
 	b->coro.ret_ctx = &loop->sched;
 	b->task = t;
+	b->worker = loop;
+	atomic_init(&b->rstate, COIL__TS_QUEUED);
+	b->yielding = false;
+	b->pins = opts && opts->pinned ? 1 : 0;
 	b->resume = &b->coro;
 	b->waiting = NULL;
-	b->cancel_msg = NULL;
-	b->errmsg = NULL;
 	b->must_cancel = false;
 	b->cancel_woken = false;
 	b->started = false;
-	b->queued = false;
-	b->pinned = opts && opts->pinned;
 	b->run.kind = COIL__RUN_TASK;
+	coil__lock(&loop->tasks_lock);
 	coil__list_push(&loop->tasks, &b->all);
 	loop->ntasks++;
-	/* The reference coil__future_init made is the loop's, dropped when the
-	 * task is done; the caller gets one more only if it asked for it. */
-	b->queued = true;
-	coil__loop_push_ready(loop, &b->run);
-	if (out) {
-		t->fut.refs++;
+	coil__unlock(&loop->tasks_lock);
+	if (out)
 		*out = t;
-	}
+	coil__task_enqueue_new(loop, b);
 	return 0;
 }
 
@@ -218,22 +250,31 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		msg = b->errmsg;
 		b->errmsg = NULL;
 	}
+	coil_loop_t *home = t->fut.loop;
+	coil__lock(&home->tasks_lock);
 	coil__list_del(&b->all);
-	loop->ntasks--;
+	size_t left = --home->ntasks;
+	coil__unlock(&home->tasks_lock);
+	coil__lock(&t->clock);
 	t->body = NULL;
+	coil__unlock(&t->clock);
 	coil__task_free_body(loop, b);
 	coil__future_finish(&t->fut, state, ret, result, dtor, msg);
+	if (!left && home->rt)
+		coil__runtime_tasks_gone(home->rt);
 	coil_future_release(&t->fut);
 }
 
 bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
 {
-	b->queued = false;
-	b->cancel_woken = false;
 	if (b->started)
 		return true;
-	if (b->must_cancel) {
-		task_finish(loop, b->task, -ECANCELED);
+	coil_task_t *t = b->task;
+	coil__lock(&t->clock);
+	bool cancelled = b->must_cancel;
+	coil__unlock(&t->clock);
+	if (cancelled) {
+		task_finish(loop, t, -ECANCELED);
 		return false;
 	}
 	coil__stack_t *spare = NULL;
@@ -265,10 +306,12 @@ int coil__suspend_check(coil_task_t **out)
 	if (c->closing)
 		return COIL_ECLOSED;
 	coil__task_body_t *b = t->body;
-	if (b->must_cancel) {
-		b->must_cancel = false;
+	coil__lock(&t->clock);
+	bool cancel = b->must_cancel;
+	b->must_cancel = false;
+	coil__unlock(&t->clock);
+	if (cancel)
 		return -ECANCELED;
-	}
 	*out = t;
 	return 0;
 }
@@ -278,47 +321,97 @@ int coil__task_suspend(coil__waiter_t *w)
 	coil_coro_t *c = coil__cur;
 	coil_task_t *t = c->task;
 	coil__task_body_t *b = t->body;
-	coil_loop_t *loop = t->fut.loop;
+	coil__lock(&t->clock);
+	if (b->must_cancel && coil__waiter_claim(w)) {
+		/* Cancelled by another thread since coil__suspend_check: nobody
+		 * can wake w now, so withdraw it and deliver the cancellation. */
+		b->must_cancel = false;
+		coil__unlock(&t->clock);
+		w->cancel(w);
+		return -ECANCELED;
+	}
+	/* Published under the lock: a canceller reads it under the lock and
+	 * w stays valid until we clear it below. */
 	b->waiting = w;
+	coil__unlock(&t->clock);
 	b->resume = c;
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
-	coil__coro_switch_out(c, &loop->sched);
+	coil__coro_switch_out(c, &coil__running_loop->sched);
+	/* Running again, on this worker or another. */
+	coil__lock(&t->clock);
+	b->waiting = NULL;
+	b->cancel_woken = false;
+	coil__unlock(&t->clock);
 	return w->result;
 }
 
 void coil__waiter_wake(coil__waiter_t *w, int result)
 {
-	coil_task_t *t = w->task;
-	coil__task_body_t *b = t->body;
+	coil__task_body_t *b = w->task->body;
 	w->result = result;
-	if (b->waiting != w)
+	/* Claimed by whoever wakes it (a waker that unlinked it under its
+	 * source's lock owns it even without coil__waiter_claim). */
+	atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
+	if (!coil__mt()) {
+		uint8_t s = atomic_load_explicit(&b->rstate, memory_order_relaxed);
+		if (s == COIL__TS_WAITING) {
+			atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+			coil__task_enqueue(b);
+		} else if (s == COIL__TS_RUNNING) {
+			atomic_store_explicit(&b->rstate, COIL__TS_NOTIFIED, memory_order_relaxed);
+		}
 		return;
-	b->waiting = NULL;
-	b->queued = true;
-	coil__loop_push_ready(t->fut.loop, &b->run);
+	}
+	uint8_t s = atomic_load_explicit(&b->rstate, memory_order_acquire);
+	for (;;) {
+		if (s == COIL__TS_WAITING) {
+			if (atomic_compare_exchange_weak_explicit(&b->rstate, &s, COIL__TS_QUEUED,
+								  memory_order_acq_rel,
+								  memory_order_acquire)) {
+				coil__task_enqueue(b);
+				return;
+			}
+		} else if (s == COIL__TS_RUNNING) {
+			/* Still switching off its stack on its worker, which
+			 * queues it once the switch is done (DESIGN.md 3). */
+			if (atomic_compare_exchange_weak_explicit(&b->rstate, &s, COIL__TS_NOTIFIED,
+								  memory_order_acq_rel,
+								  memory_order_acquire))
+				return;
+		} else {
+			return;
+		}
+	}
 }
 
 bool coil_task_cancel(coil_task_t *t, const char *msg)
 {
+	coil__lock(&t->clock);
 	coil__task_body_t *b = t->body;
-	if (!b)
+	if (!b) {
+		coil__unlock(&t->clock);
 		return false;
-	t->cancel_requests++;
+	}
+	atomic_fetch_add_explicit(&t->cancel_requests, 1, memory_order_relaxed);
 	if (msg) {
 		coil__strfree(b->cancel_msg);
 		b->cancel_msg = coil__strdup(msg);
 	}
 	coil__waiter_t *w = b->waiting;
-	if (w) {
+	if (w && coil__waiter_claim(w)) {
+		b->cancel_woken = true;
+		coil__unlock(&t->clock);
+		/* Claimed: the task cannot run before our wake, so w lives. */
 		w->cancel(w);
 		coil__waiter_wake(w, -ECANCELED);
-		b->cancel_woken = true;
-	} else if (!b->cancel_woken) {
+	} else {
 		/* As asyncio: a task already woken by a cancellation gets one
 		 * CancelledError however often it is cancelled before it
 		 * runs; cancelling() still counts every request. */
-		b->must_cancel = true;
+		if (!b->cancel_woken)
+			b->must_cancel = true;
+		coil__unlock(&t->clock);
 	}
 	return true;
 }
@@ -326,29 +419,42 @@ bool coil_task_cancel(coil_task_t *t, const char *msg)
 void coil__task_force_close(coil__task_body_t *b)
 {
 	/* Every await and yield of a closing coroutine returns COIL_ECLOSED
-	 * at once, so one more step runs the body to its end. */
+	 * at once, so one more step runs the body to its end. Called on the
+	 * task's worker while it is not running. */
 	for (coil_coro_t *c = b->resume; c; c = c->parent) {
 		c->closing = true;
 		if (c == &b->coro)
 			break;
 	}
+	coil_task_t *t = b->task;
+	coil__lock(&t->clock);
 	coil__waiter_t *w = b->waiting;
-	if (w) {
+	if (w && coil__waiter_claim(w)) {
+		coil__unlock(&t->clock);
 		w->cancel(w);
 		coil__waiter_wake(w, COIL_ECLOSED);
+		return;
 	}
+	coil__unlock(&t->clock);
 }
 
 int coil_task_cancelling(const coil_task_t *t)
 {
-	return t->cancel_requests;
+	return atomic_load_explicit(&t->cancel_requests, memory_order_relaxed);
 }
 
 int coil_task_uncancel(coil_task_t *t)
 {
-	if (t->cancel_requests > 0 && --t->cancel_requests == 0 && t->body)
-		t->body->must_cancel = false;
-	return t->cancel_requests;
+	coil_task_t *m = (coil_task_t *)t;
+	coil__lock(&m->clock);
+	int n = atomic_load_explicit(&t->cancel_requests, memory_order_relaxed);
+	if (n > 0) {
+		atomic_store_explicit(&m->cancel_requests, --n, memory_order_relaxed);
+		if (n == 0 && t->body)
+			t->body->must_cancel = false;
+	}
+	coil__unlock(&m->clock);
+	return n;
 }
 
 const char *coil_task_get_name(const coil_task_t *t)
@@ -395,18 +501,136 @@ size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 	if (!loop)
 		return 0;
 	size_t i = 0;
+	coil__lock(&loop->tasks_lock);
 	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
 		if (i < cap)
 			tasks[i] = b->task;
 		i++;
 	}
+	coil__unlock(&loop->tasks_lock);
 	return i;
 }
 
 static void sleep_cancel(coil__waiter_t *w)
 {
-	coil__loop_del_timer(w->task->fut.loop, &w->timer);
+	(void)w; /* coil__waiter_timer_done takes the timer out */
+}
+
+void coil__task_pin_cur(void)
+{
+	coil_coro_t *c = coil__cur;
+	if (c && c->task)
+		c->task->body->pins++;
+}
+
+void coil__task_unpin_cur(void)
+{
+	coil_coro_t *c = coil__cur;
+	if (c && c->task && c->task->body->pins)
+		c->task->body->pins--;
+}
+
+int coil_task_pin(void)
+{
+	coil_coro_t *c = coil__cur;
+	if (!c || !c->task)
+		return COIL_EINVALSTATE;
+	c->task->body->pins++;
+	return 0;
+}
+
+int coil_task_unpin(void)
+{
+	coil_coro_t *c = coil__cur;
+	if (!c || !c->task || !c->task->body->pins)
+		return COIL_EINVALSTATE;
+	c->task->body->pins--;
+	return 0;
+}
+
+int coil__waiter_timer_arm(coil__waiter_t *w, int64_t when)
+{
+	coil_loop_t *loop = coil__running_loop;
+	w->timer.kind = COIL__TIMER_WAITER;
+	int rc = coil__loop_add_timer(loop, &w->timer, when);
+	if (rc)
+		return rc;
+	w->timer_loop = loop;
+	/* The heap is the loop's thread's: stay here until it is disarmed. */
+	coil__task_pin_cur();
+	return 0;
+}
+
+void coil__waiter_timer_done(coil__waiter_t *w)
+{
+	coil_loop_t *loop = w->timer_loop;
+	if (!loop)
+		return;
+	if (w->timer.idx != UINT32_MAX)
+		coil__loop_del_timer(loop, &w->timer);
+	w->timer_loop = NULL;
+	coil__task_unpin_cur();
+}
+
+static coil__tls_t *tls_find(coil__task_body_t *b, const void *key)
+{
+	for (uint32_t i = 0; i < b->ntls; i++)
+		if (b->tls[i].key == key)
+			return &b->tls[i];
+	return NULL;
+}
+
+int coil_task_local_set(const void *key, void *value)
+{
+	coil_coro_t *c = coil__cur;
+	if (!c || !c->task)
+		return COIL_EINVALSTATE;
+	coil__task_body_t *b = c->task->body;
+	coil__tls_t *e = tls_find(b, key);
+	if (e && value) {
+		e->value = value;
+		return 0;
+	}
+	if (e) {
+		/* Removal: the block is always exactly ntls entries. */
+		coil__tls_t *n = b->ntls > 1 ? coil__malloc((b->ntls - 1) * sizeof(*n)) : NULL;
+		if (b->ntls > 1 && !n) {
+			e->value = NULL; /* reads as unset all the same */
+			return 0;
+		}
+		*e = b->tls[b->ntls - 1];
+		if (n)
+			memcpy(n, b->tls, (b->ntls - 1) * sizeof(*n));
+		coil__free(b->tls, b->ntls * sizeof(*n));
+		b->tls = n;
+		b->ntls--;
+		return 0;
+	}
+	if (!value)
+		return 0;
+	/* Sized exactly, so that copying to children is one memcpy and the
+	 * size is always ntls entries. */
+	coil__tls_t *n = coil__malloc((b->ntls + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	if (b->ntls)
+		memcpy(n, b->tls, b->ntls * sizeof(*n));
+	n[b->ntls] = (coil__tls_t){ key, value };
+	if (b->tls)
+		coil__free(b->tls, b->ntls * sizeof(*n));
+	b->tls = n;
+	b->ntls++;
+	return 0;
+}
+
+void *coil_task_local_get(const void *key)
+{
+	coil_coro_t *c = coil__cur;
+	if (!c || !c->task)
+		return NULL;
+	coil__tls_t *e = tls_find(c->task->body, key);
+	return e ? e->value : NULL;
 }
 
 int coil_sleep_ns(int64_t ns)
@@ -419,11 +643,11 @@ int coil_sleep_ns(int64_t ns)
 		return rc;
 	coil__task_body_t *b = t->body;
 	coil_coro_t *c = coil__cur;
-	coil_loop_t *loop = t->fut.loop;
+	coil_loop_t *loop = coil__running_loop;
 	if (ns == 0) {
-		/* asyncio.sleep(0): one trip through the ready queue. */
-		b->queued = true;
-		coil__loop_push_ready(loop, &b->run);
+		/* asyncio.sleep(0): one trip through the run queue (its tail
+		 * on one worker; the injection queue with several). */
+		b->yielding = true;
 		b->resume = c;
 		c->state = COIL_CORO_SUSPENDED;
 		c->awaiting = true;
@@ -432,13 +656,14 @@ int coil_sleep_ns(int64_t ns)
 	}
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, sleep_cancel, NULL);
-	w.timer.kind = COIL__TIMER_WAITER;
 	int64_t now = coil__loop_now(loop);
 	int64_t when = ns > INT64_MAX - now ? INT64_MAX : now + ns;
-	rc = coil__loop_add_timer(loop, &w.timer, when);
+	rc = coil__waiter_timer_arm(&w, when);
 	if (rc)
 		return rc;
-	return coil__task_suspend(&w);
+	rc = coil__task_suspend(&w);
+	coil__waiter_timer_done(&w);
+	return rc;
 }
 
 int coil_sleep(double seconds)

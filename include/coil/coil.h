@@ -13,6 +13,7 @@
 #include "future.h"
 #include "task.h"
 #include "loop.h"
+#include "runtime.h"
 #include "cm.h"
 #include "compose.h"
 #include "sync.h"

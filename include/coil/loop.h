@@ -32,7 +32,14 @@ typedef struct coil_runtime_opts {
 	unsigned ring_entries;    /* io_uring SQ size, 0: 256 */
 	bool virtual_clock;       /* time stands still while work can run and
 				   * jumps to the next timer when all wait
-				   * (Tokio's time::pause): for tests */
+				   * (Tokio's time::pause): for tests; one
+				   * worker only */
+	unsigned workers;         /* coil_runtime_new: 0 = COIL_WORKERS or
+				   * the CPUs of the affinity mask;
+				   * coil_run: 0 = 1 (asyncio.run) */
+	bool pin_workers;         /* pin worker i to the i-th allowed CPU */
+	const char *thread_name;  /* worker threads: "<name>-<i>"; NULL:
+				   * "coil" (at most 10 characters used) */
 } coil_runtime_opts_t;
 
 /* Fills *opts with the defaults. */
@@ -41,7 +48,9 @@ COIL_API void coil_runtime_opts_init(coil_runtime_opts_t *opts);
 /*
  * asyncio.run: makes a loop on the calling thread, runs fn(arg, &result) as
  * its main task until it completes, cancels and finalizes what is left,
- * closes the loop and returns the main task's code. On 0 the result is handed
+ * closes the loop and returns the main task's code. With opts->workers > 1
+ * it makes a runtime of that many workers instead (see coil/runtime.h),
+ * worker 0 on the calling thread, and shuts it down the same way. On 0 the result is handed
  * to the caller through *result (if not NULL), who then owns it (the spawn's
  * destructor is not run). opts may be NULL. Returns the task's code, or
  * -ENOMEM, -EBUSY (a loop is already running on this thread), or the error

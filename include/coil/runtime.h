@@ -1,0 +1,159 @@
+/*
+ * coil/runtime.h: the multi-core runtime (DESIGN.md sections 2 and 3).
+ *
+ * A runtime owns N workers; each worker is one OS thread running one loop
+ * (coil_loop_t). Tasks spawned on a runtime sit in their worker's
+ * work-stealing deque and may be resumed by any worker: a task that was
+ * suspended on worker A may continue on worker B. Callbacks (call_soon,
+ * call_later, call_at, done-callbacks) never migrate: they run on the loop
+ * they were scheduled on. A task can be pinned to its worker.
+ *
+ * What a migrating task may and may not do: it must not keep thread-local
+ * state (errno aside) across an await; task-local storage
+ * (coil_task_local_get/set) moves with it. While a task waits on a timer
+ * (coil_sleep, a timeout scope, wait_for) it stays on the worker whose
+ * timer it armed.
+ *
+ * A runtime with one worker is exactly an asyncio event loop: tasks and
+ * callbacks share one FIFO, in asyncio's order. With more workers the order
+ * among tasks is the scheduler's (depth first on each worker, oldest first
+ * for thieves).
+ *
+ * Threads: every function here may be called from any thread unless it
+ * says otherwise.
+ */
+#ifndef COIL_RUNTIME_H
+#define COIL_RUNTIME_H
+
+#include "common.h"
+#include "task.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct coil_runtime coil_runtime_t;
+
+/* coil_runtime_loop(rt, COIL_ANY_WORKER): the runtime's injection queue,
+ * usable wherever a loop is taken for cross-thread work: a coroutine handed
+ * there (coil_run_coroutine_threadsafe) runs on whichever worker takes it,
+ * and so does a callback (coil_loop_call_soon_threadsafe). */
+#define COIL_ANY_WORKER (-1)
+
+/*
+ * Makes a runtime (not started). opts may be NULL. Worker count:
+ * opts->workers if not 0, else the environment variable COIL_WORKERS if it
+ * holds a positive number, else the number of CPUs in the process's affinity
+ * mask. opts->pin_workers pins worker i to the i-th CPU of that mask;
+ * opts->thread_name names the worker threads "<name>-<i>" (default "coil").
+ * The virtual clock needs one worker (-EINVAL otherwise).
+ * Returns 0, -EINVAL, -ENOMEM or the error of setting up a worker's ring.
+ * The caller owns the runtime and ends it with coil_runtime_shutdown().
+ */
+COIL_API int coil_runtime_new(coil_runtime_t **out,
+			      const coil_runtime_opts_t *opts);
+
+/* The number of workers. */
+COIL_API unsigned coil_runtime_workers(const coil_runtime_t *rt);
+
+/*
+ * Worker i's loop (0 <= i < workers), or with COIL_ANY_WORKER the runtime's
+ * injection queue (see above). NULL if i is out of range. The loop belongs
+ * to the runtime: do not close it.
+ */
+COIL_API coil_loop_t *coil_runtime_loop(coil_runtime_t *rt, int i);
+
+/* The runtime a loop belongs to, or NULL for a loop made with
+ * coil_new_event_loop. */
+COIL_API coil_runtime_t *coil_loop_runtime(const coil_loop_t *loop);
+
+/* The runtime of the worker running the calling thread, or NULL. */
+COIL_API coil_runtime_t *coil_current_runtime(void);
+
+/* The index of the worker running the calling thread, or -1 if the thread
+ * is not a worker. */
+COIL_API int coil_current_worker(void);
+
+/*
+ * Starts every worker in a background thread. Returns 0, -EBUSY if it is
+ * already running, or the error of creating a thread (the workers already
+ * started are stopped again).
+ */
+COIL_API int coil_runtime_start(coil_runtime_t *rt);
+
+/*
+ * Spawns fn(arg) as a task on the runtime from any thread: the task goes to
+ * the injection queue and the first worker free takes it. out and opts as
+ * for coil_spawn (out NULL detaches the task). A task handle obtained here
+ * may be released from any thread. Returns 0, -EINVAL, -ENOMEM or
+ * COIL_ECLOSED once the runtime is shutting down.
+ */
+COIL_API int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out,
+				coil_fn fn, void *arg,
+				const coil_spawn_opts_t *opts);
+
+/*
+ * Runs fn(arg) as the runtime's main task with worker 0 on the calling
+ * thread and the others in background threads, until the task is done or
+ * coil_runtime_stop() is called. Returns the task's code and writes its
+ * result (the caller owns it) to *result; -EINTR if stopped first; -EBUSY if
+ * the runtime is already running or the thread already runs a loop. The
+ * workers stay up (idle) until coil_runtime_shutdown().
+ */
+COIL_API int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
+				   void **result);
+
+/*
+ * Asks every worker to stop after its current step. Async-signal-safe: a
+ * signal handler may call it. The workers' threads leave their loops;
+ * coil_runtime_block_on returns -EINTR. Tasks are left as they are, for
+ * coil_runtime_shutdown.
+ */
+COIL_API void coil_runtime_stop(coil_runtime_t *rt);
+
+/* Blocks until coil_runtime_stop() has been called. For a plain thread. */
+COIL_API void coil_runtime_wait_stopped(coil_runtime_t *rt);
+
+/*
+ * Ends the runtime: runs the workers (again, if stopped) until every task
+ * is done or `wait_ns` has passed (COIL_FOREVER: no limit; 0: not at all),
+ * then cancels the tasks left and runs them to their end (closing those
+ * that ignore cancellation), stops and joins the worker threads, closes
+ * the loops and frees everything. No thread, descriptor or byte of the
+ * runtime is left. Returns 0 if every task had finished within the wait,
+ * -ETIMEDOUT if some had to be cancelled. The runtime pointer is invalid
+ * afterwards. Call it from a thread that is not a worker (-EBUSY).
+ */
+COIL_API int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns);
+
+/*
+ * Pins the calling task to the worker it runs on: it resumes only there
+ * until as many coil_task_unpin() calls. Returns 0, or COIL_EINVALSTATE
+ * outside a task. Task thread.
+ */
+COIL_API int coil_task_pin(void);
+
+/* Undoes one coil_task_pin(). Returns 0, or COIL_EINVALSTATE outside a task
+ * or when the task is not pinned. */
+COIL_API int coil_task_unpin(void);
+
+/*
+ * Task-local storage, as Python's contextvars: each task has its own value
+ * for a key (any address the program owns, usually that of a static
+ * variable), and a spawned task starts with a copy of its spawner's values.
+ * Values are borrowed pointers: coil never frees them. The values move with
+ * the task from worker to worker.
+ *
+ * coil_task_local_set sets the calling task's value (NULL removes it) and
+ * returns 0, -ENOMEM, or COIL_EINVALSTATE outside a task.
+ * coil_task_local_get returns the calling task's value, or NULL when it has
+ * none or the caller is not a task. Task thread.
+ */
+COIL_API int coil_task_local_set(const void *key, void *value);
+COIL_API void *coil_task_local_get(const void *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COIL_RUNTIME_H */

@@ -1,0 +1,820 @@
+/*
+ * runtime/sched/runtime.c: the multi-core runtime (see coil/runtime.h) and
+ * the scheduler's queues (DESIGN.md section 3).
+ *
+ * Where a runnable task sits:
+ *  - one-worker loops (a standalone loop, or a runtime of one worker): the
+ *    loop's ready FIFO, with the callbacks, in asyncio's order;
+ *  - a worker of a multi-worker runtime: its LIFO slot (the task just woken
+ *    by the running task), its Chase-Lev deque (spawned tasks and tasks
+ *    woken by callbacks, timers or completions), the runtime's injection
+ *    queue (tasks from foreign threads, yields, deque overflow), or, for a
+ *    pinned task woken from another thread, its home loop's inbox.
+ *
+ * Taking work (coil__sched_next): every COIL__TICK-th step the injection
+ * queue first (so that it never starves behind a busy deque); else the LIFO
+ * slot (at most LIFO_MAX steps in a row, then its task goes to the
+ * injection queue and the deque's tasks run), the deque's bottom (depth
+ * first: a stackful task that has started holds a stack, so running the
+ * newest work first keeps few stacks alive), a batch from the injection
+ * queue, and at last half of a random victim's deque (its oldest, largest
+ * pieces of work). At most half of the workers search at once.
+ *
+ * Parking: a worker that found nothing spins a little, then puts itself on
+ * the idle list (nidle += 1, a seq_cst read-modify-write), looks at every
+ * queue once more and sleeps in its ring's wait (until its next timer). A
+ * thread that makes work visible (a seq_cst read-modify-write or fence
+ * after the push) then reads nsearching and nidle: if nobody searches and
+ * someone is idle it pops one worker off the idle list and writes its
+ * eventfd. Either the parker's last look sees the work or the pusher sees
+ * the parker: no wake-up is lost, and an idle runtime makes no system call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "core.h"
+
+#if defined(__x86_64__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define LIFO_MAX 3        /* LIFO-slot steps in a row (Tokio's cap) */
+#define SPIN_ROUNDS 64    /* looks for work before parking */
+#define INJECT_BATCH 32   /* most runnables taken from the injection queue */
+
+atomic_bool coil__mt_flag;
+
+void coil__spin_wait(coil__spin_t *l)
+{
+	for (unsigned n = 0;; n++) {
+		while (atomic_load_explicit(&l->v, memory_order_relaxed)) {
+			if (++n < 128)
+				cpu_relax();
+			else
+				sched_yield(); /* the holder may be preempted */
+		}
+		if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
+			return;
+	}
+}
+
+/* --- queues ------------------------------------------------------------- */
+
+static uint64_t rng_next(coil_loop_t *loop)
+{
+	/* xorshift64 */
+	uint64_t x = loop->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return loop->rng = x;
+}
+
+static void notify_one(coil_runtime_t *rt);
+
+/* After work became visible to other workers: wake one if none searches. */
+static void work_pushed(coil_runtime_t *rt)
+{
+	/* StoreLoad: our push against a parker's nidle increment. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&rt->nidle, memory_order_relaxed) &&
+	    !atomic_load_explicit(&rt->nsearching, memory_order_relaxed))
+		notify_one(rt);
+}
+
+bool coil__runtime_inject(coil_runtime_t *rt, coil__runnable_t *r)
+{
+	if (!coil__inject_push(&rt->inject, &r->node))
+		return false;
+	work_pushed(rt);
+	return true;
+}
+
+/* Owner: pushes a task on the worker's deque; a full deque moves half of
+ * itself (the oldest) to the injection queue first. */
+static void push_local(coil_loop_t *loop, coil__task_body_t *b)
+{
+	if (__builtin_expect(!coil__deque_push(&loop->deque, b), 0)) {
+		coil__fifo_t batch;
+		coil__fifo_init(&batch);
+		size_t half = coil__deque_capacity(&loop->deque) / 2;
+		for (size_t i = 0; i < half; i++) {
+			void *x = coil__deque_steal(&loop->deque);
+			if (x == COIL__DEQUE_ABORT) {
+				i--;
+				continue;
+			}
+			if (!x)
+				break;
+			coil__fifo_push(&batch, &((coil__task_body_t *)x)->run.node);
+		}
+		coil__inject_push_batch(&loop->rt->inject, &batch);
+		coil__deque_push(&loop->deque, b);
+	}
+	work_pushed(loop->rt);
+}
+
+/* A pinned task or a task of a one-worker loop: its home's FIFO. */
+static void push_home(coil_loop_t *home, coil__task_body_t *b)
+{
+	if (coil__running_loop == home)
+		coil__loop_push_ready(home, &b->run);
+	else
+		coil__loop_push_inbox(home, &b->run);
+}
+
+void coil__task_enqueue_new(coil_loop_t *loop, coil__task_body_t *b)
+{
+	if (!loop->multi || b->pins) {
+		push_home(loop, b);
+		return;
+	}
+	if (coil__running_loop == loop)
+		push_local(loop, b);
+	else
+		coil__runtime_inject(loop->rt, &b->run);
+}
+
+void coil__task_enqueue(coil__task_body_t *b)
+{
+	coil_loop_t *home = b->worker;
+	if (!home->multi || b->pins) {
+		push_home(home, b);
+		return;
+	}
+	coil_loop_t *me = coil__running_loop;
+	if (me && me->rt == home->rt) {
+		if (me->current) {
+			/* Woken by the running task: it runs next here. */
+			coil__task_body_t *prev = me->lifo;
+			me->lifo = b;
+			if (prev)
+				push_local(me, prev);
+		} else {
+			push_local(me, b);
+		}
+		return;
+	}
+	coil__runtime_inject(home->rt, &b->run);
+}
+
+void coil__task_yielded(coil_loop_t *loop, coil__task_body_t *b)
+{
+	if (!loop->multi || b->pins) {
+		push_home(loop, b);
+		return;
+	}
+	/* Go's Gosched: behind everything, and any worker may take it. */
+	if (!coil__runtime_inject(loop->rt, &b->run))
+		push_local(loop, b);
+}
+
+/* Takes up to INJECT_BATCH runnables: returns the first and puts the tasks
+ * among the rest on the deque (callbacks on the ready FIFO). */
+static coil__runnable_t *take_injected(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	size_t len = coil__inject_len(&rt->inject);
+	if (!len)
+		return NULL;
+	size_t want = len / rt->n + 1;
+	if (want > INJECT_BATCH)
+		want = INJECT_BATCH;
+	coil__fifo_t got;
+	coil__fifo_init(&got);
+	if (!coil__inject_pop_batch(&rt->inject, &got, want))
+		return NULL;
+	coil__fnode_t *n = coil__fifo_pop(&got);
+	coil__fnode_t *m;
+	while ((m = coil__fifo_pop(&got))) {
+		coil__runnable_t *r = coil__container_of(m, coil__runnable_t, node);
+		if (r->kind == COIL__RUN_TASK)
+			push_local(loop, coil__container_of(r, coil__task_body_t, run));
+		else
+			coil__loop_push_ready(loop, r);
+	}
+	return coil__container_of(n, coil__runnable_t, node);
+}
+
+static void stop_searching(coil_loop_t *loop, bool found)
+{
+	if (!loop->searching)
+		return;
+	loop->searching = false;
+	/* The last searcher to find work wakes another worker, so that work
+	 * left behind is picked up (Tokio's transition_from_searching). */
+	if (atomic_fetch_sub_explicit(&loop->rt->nsearching, 1, memory_order_seq_cst) == 1 &&
+	    found && atomic_load_explicit(&loop->rt->nidle, memory_order_relaxed))
+		notify_one(loop->rt);
+}
+
+static coil__task_body_t *steal(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	if (!loop->searching) {
+		/* At most about half of the workers search at once. */
+		unsigned s = atomic_load_explicit(&rt->nsearching, memory_order_relaxed);
+		if (2 * s >= rt->n)
+			return NULL;
+		atomic_fetch_add_explicit(&rt->nsearching, 1, memory_order_seq_cst);
+		loop->searching = true;
+	}
+	unsigned n = rt->n;
+	unsigned start = (unsigned)(rng_next(loop) % n);
+	for (unsigned k = 0; k < n; k++) {
+		coil_loop_t *v = rt->loops[(start + k) % n];
+		if (v == loop)
+			continue;
+		for (int tries = 0; tries < 4 && coil__deque_len(&v->deque); tries++) {
+			size_t got = coil__deque_steal_half(&v->deque, &loop->deque,
+							    coil__deque_capacity(&loop->deque) / 2);
+			if (got)
+				return coil__deque_pop(&loop->deque);
+		}
+	}
+	return NULL;
+}
+
+coil__runnable_t *coil__sched_next(coil_loop_t *loop)
+{
+	coil__task_body_t *b;
+	coil__runnable_t *r;
+	if (++loop->tick % COIL__TICK == 0 && (r = take_injected(loop)))
+		goto found;
+	if ((b = loop->lifo)) {
+		loop->lifo = NULL;
+		if (loop->lifo_run++ < LIFO_MAX)
+			goto found_task;
+		/* Tasks waking each other: the one due now goes behind the
+		 * injection queue, so that the deque's tasks get their turn
+		 * (the oldest local task would be the depth-first order's
+		 * worst choice: a whole new subtree, each with a stack). */
+		loop->lifo_run = 0;
+		if (!coil__runtime_inject(loop->rt, &b->run))
+			goto found_task;
+	}
+	loop->lifo_run = 0;
+	if ((b = coil__deque_pop(&loop->deque)))
+		goto found_task;
+	if ((r = take_injected(loop)))
+		goto found;
+	if ((b = steal(loop)))
+		goto found_task;
+	stop_searching(loop, false);
+	return NULL;
+found_task:
+	r = &b->run;
+found:
+	stop_searching(loop, true);
+	return r;
+}
+
+bool coil__runtime_has_work(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	if (loop->lifo || coil__inject_len(&rt->inject) || loop->ready.len)
+		return true;
+	for (unsigned i = 0; i < rt->n; i++)
+		if (coil__deque_len(&rt->loops[i]->deque))
+			return true;
+	return false;
+}
+
+/* --- parking ------------------------------------------------------------ */
+
+static void notify_one(coil_runtime_t *rt)
+{
+	pthread_mutex_lock(&rt->idle_lock);
+	if (!rt->nidle_list) {
+		pthread_mutex_unlock(&rt->idle_lock);
+		return;
+	}
+	coil_loop_t *w = rt->loops[rt->idle[--rt->nidle_list]];
+	w->in_idle = false;
+	atomic_fetch_sub_explicit(&rt->nidle, 1, memory_order_relaxed);
+	/* Under the lock: the runtime cannot be torn down meanwhile. */
+	coil__ring_wake(w->ring);
+	pthread_mutex_unlock(&rt->idle_lock);
+}
+
+static void idle_remove(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	pthread_mutex_lock(&rt->idle_lock);
+	if (loop->in_idle) {
+		for (unsigned i = 0; i < rt->nidle_list; i++) {
+			if (rt->idle[i] == loop->index) {
+				rt->idle[i] = rt->idle[--rt->nidle_list];
+				break;
+			}
+		}
+		loop->in_idle = false;
+		atomic_fetch_sub_explicit(&rt->nidle, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&rt->idle_lock);
+}
+
+bool coil__sched_park_begin(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	for (int i = 0; i < SPIN_ROUNDS; i++) {
+		if (coil__runtime_has_work(loop) ||
+		    atomic_load_explicit(&loop->inbox_len, memory_order_relaxed))
+			return false;
+		cpu_relax();
+	}
+	pthread_mutex_lock(&rt->idle_lock);
+	rt->idle[rt->nidle_list++] = loop->index;
+	loop->in_idle = true;
+	atomic_fetch_add_explicit(&rt->nidle, 1, memory_order_seq_cst);
+	pthread_mutex_unlock(&rt->idle_lock);
+	if (coil__runtime_has_work(loop) || atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
+		idle_remove(loop);
+		return false;
+	}
+	return true;
+}
+
+void coil__sched_park_end(coil_loop_t *loop)
+{
+	idle_remove(loop);
+}
+
+/* --- the runtime -------------------------------------------------------- */
+
+static unsigned affinity_cpus(int **out)
+{
+	cpu_set_t set;
+	*out = NULL;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	unsigned n = (unsigned)CPU_COUNT(&set);
+	if (!n)
+		return 1;
+	int *cpus = malloc(n * sizeof(*cpus));
+	if (!cpus)
+		return n;
+	unsigned k = 0;
+	for (int c = 0; c < CPU_SETSIZE && k < n; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[k++] = c;
+	*out = cpus;
+	return k;
+}
+
+void coil__runtime_opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in);
+
+static void runtime_free(coil_runtime_t *rt)
+{
+	if (rt->loops) {
+		for (unsigned i = 0; i < rt->n; i++)
+			if (rt->loops[i])
+				coil__loop_close_worker(rt->loops[i]);
+		free(rt->loops);
+	}
+	/* What was never taken from the injection queue: callbacks handed in
+	 * from other threads hear that they will not run. */
+	coil__inject_close(&rt->inject);
+	coil__fifo_t left;
+	coil__fifo_init(&left);
+	while (coil__inject_pop_batch(&rt->inject, &left, 1024)) {
+		coil__fnode_t *n;
+		while ((n = coil__fifo_pop(&left))) {
+			coil__runnable_t *r = coil__container_of(n, coil__runnable_t, node);
+			if (r->kind == COIL__RUN_HANDLE) {
+				coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
+				if (h->dropped && !h->cancelled)
+					h->dropped(h->arg);
+				free(h);
+			}
+		}
+	}
+	coil__inject_fini(&rt->inject);
+	free(rt->any);
+	free(rt->idle);
+	free(rt->threads);
+	free(rt->thread_running);
+	free(rt->cpus);
+	if (rt->stop_pipe[0] >= 0) {
+		close(rt->stop_pipe[0]);
+		close(rt->stop_pipe[1]);
+	}
+	pthread_mutex_destroy(&rt->idle_lock);
+	pthread_mutex_destroy(&rt->lock);
+	pthread_mutex_destroy(&rt->wait_mu);
+	pthread_cond_destroy(&rt->cond);
+	free(rt);
+}
+
+int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
+{
+	if (!out)
+		return -EINVAL;
+	coil_runtime_opts_t o;
+	coil__runtime_opts_read(&o, opts);
+	int *cpus;
+	unsigned ncpus = affinity_cpus(&cpus);
+	unsigned n = o.workers;
+	if (!n) {
+		const char *env = getenv("COIL_WORKERS");
+		char *end;
+		long v = env ? strtol(env, &end, 10) : 0;
+		n = env && *env && !*end && v > 0 && v <= 4096 ? (unsigned)v : ncpus;
+	}
+	if (o.virtual_clock && n > 1) {
+		free(cpus);
+		return -EINVAL;
+	}
+	coil_runtime_t *rt = calloc(1, sizeof(*rt));
+	if (!rt) {
+		free(cpus);
+		return -ENOMEM;
+	}
+	rt->n = n;
+	rt->cpus = cpus;
+	rt->ncpus = cpus ? ncpus : 0;
+	rt->pin = o.pin_workers;
+	rt->stop_pipe[0] = rt->stop_pipe[1] = -1;
+	snprintf(rt->name, sizeof(rt->name), "%.10s", o.thread_name ? o.thread_name : "coil");
+	pthread_mutex_init(&rt->idle_lock, NULL);
+	pthread_mutex_init(&rt->lock, NULL);
+	pthread_mutex_init(&rt->wait_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rt->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	coil__inject_init(&rt->inject);
+	/* From now on objects may be shared between threads: every lock is
+	 * taken for real (it is never turned off again). */
+	atomic_store_explicit(&coil__mt_flag, true, memory_order_seq_cst);
+	int rc = -ENOMEM;
+	rt->loops = calloc(n, sizeof(*rt->loops));
+	rt->idle = calloc(n, sizeof(*rt->idle));
+	rt->threads = calloc(n, sizeof(*rt->threads));
+	rt->thread_running = calloc(n, sizeof(*rt->thread_running));
+	rt->any = calloc(1, sizeof(*rt->any));
+	int p[2];
+	if (!rt->loops || !rt->idle || !rt->threads || !rt->thread_running || !rt->any)
+		goto fail;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rt->stop_pipe[0] = p[0];
+	rt->stop_pipe[1] = p[1];
+	rt->any->any = true;
+	rt->any->rt = rt;
+	rt->any->multi = true;
+	rt->any->closed = false;
+	for (unsigned i = 0; i < n; i++)
+		if ((rc = coil__loop_new_worker(&rt->loops[i], rt, i, &o)))
+			goto fail;
+	*out = rt;
+	return 0;
+fail:
+	runtime_free(rt);
+	return rc;
+}
+
+unsigned coil_runtime_workers(const coil_runtime_t *rt)
+{
+	return rt->n;
+}
+
+coil_loop_t *coil_runtime_loop(coil_runtime_t *rt, int i)
+{
+	if (!rt)
+		return NULL;
+	if (i == COIL_ANY_WORKER)
+		return rt->any;
+	return i >= 0 && (unsigned)i < rt->n ? rt->loops[i] : NULL;
+}
+
+coil_runtime_t *coil_loop_runtime(const coil_loop_t *loop)
+{
+	return loop ? loop->rt : NULL;
+}
+
+coil_runtime_t *coil_current_runtime(void)
+{
+	return coil__running_loop ? coil__running_loop->rt : NULL;
+}
+
+int coil_current_worker(void)
+{
+	coil_loop_t *l = coil__running_loop;
+	return l && l->rt ? (int)l->index : -1;
+}
+
+int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out, coil_fn fn,
+		       void *arg, const coil_spawn_opts_t *opts)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&rt->shutting_down, memory_order_acquire))
+		return COIL_ECLOSED;
+	coil_loop_t *me = coil__running_loop;
+	/* On a worker: spawn there (its deque is where thieves look). From
+	 * elsewhere: listed on worker 0, queued on the injection queue. */
+	coil_loop_t *loop = me && me->rt == rt ? me : rt->loops[0];
+	return coil_task_factory_default(loop, out, fn, arg, opts);
+}
+
+/* --- worker threads ---------------------------------------------------- */
+
+typedef struct worker_arg {
+	coil_runtime_t *rt;
+	unsigned i;
+} worker_arg_t;
+
+static void *worker_main(void *p)
+{
+	worker_arg_t a = *(worker_arg_t *)p;
+	free(p);
+	coil_runtime_t *rt = a.rt;
+	coil_loop_t *loop = rt->loops[a.i];
+	char name[32];
+	snprintf(name, sizeof(name), "%s-%u", rt->name, a.i);
+	name[15] = '\0'; /* the kernel's limit */
+	pthread_setname_np(pthread_self(), name);
+	if (rt->pin && rt->ncpus) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(rt->cpus[a.i % rt->ncpus], &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	if (coil__loop_enter(loop) == 0) {
+		coil__worker_loop(loop);
+		coil__loop_leave(loop);
+	}
+	return NULL;
+}
+
+/* Starts a thread for each worker in [from, n) not running. rt->lock held. */
+static int start_threads(coil_runtime_t *rt, unsigned from)
+{
+	for (unsigned i = from; i < rt->n; i++) {
+		if (rt->thread_running[i])
+			continue;
+		worker_arg_t *a = malloc(sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		a->rt = rt;
+		a->i = i;
+		/* Workers block nothing: signals go to the program's threads. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		int rc = pthread_create(&rt->threads[i], NULL, worker_main, a);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc) {
+			free(a);
+			return -rc;
+		}
+		rt->thread_running[i] = true;
+	}
+	return 0;
+}
+
+static void wake_all(coil_runtime_t *rt)
+{
+	for (unsigned i = 0; i < rt->n; i++)
+		coil__ring_wake(rt->loops[i]->ring);
+}
+
+/* Stops and joins every background worker thread. rt->lock held. */
+static void join_threads(coil_runtime_t *rt)
+{
+	atomic_store_explicit(&rt->stop, true, memory_order_seq_cst);
+	wake_all(rt);
+	for (unsigned i = 0; i < rt->n; i++) {
+		if (!rt->thread_running[i])
+			continue;
+		pthread_join(rt->threads[i], NULL);
+		rt->thread_running[i] = false;
+	}
+}
+
+int coil_runtime_start(coil_runtime_t *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	pthread_mutex_lock(&rt->lock);
+	if (rt->started || rt->block_on_active) {
+		pthread_mutex_unlock(&rt->lock);
+		return -EBUSY;
+	}
+	int rc = start_threads(rt, 0);
+	if (rc)
+		join_threads(rt);
+	else
+		rt->started = true;
+	atomic_store_explicit(&rt->stop, false, memory_order_relaxed);
+	pthread_mutex_unlock(&rt->lock);
+	return rc;
+}
+
+static void main_done(coil_future_t *f, void *arg)
+{
+	(void)f;
+	coil_loop_t *loop = arg;
+	loop->stopping = true;
+}
+
+int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
+			  void **result)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	if (coil__running_loop)
+		return -EBUSY;
+	pthread_mutex_lock(&rt->lock);
+	if (rt->started || rt->block_on_active) {
+		pthread_mutex_unlock(&rt->lock);
+		return -EBUSY;
+	}
+	rt->block_on_active = true;
+	int rc = start_threads(rt, 1);
+	pthread_mutex_unlock(&rt->lock);
+	coil_loop_t *loop = rt->loops[0];
+	coil_task_t *t = NULL;
+	if (rc == 0)
+		rc = coil__loop_enter(loop);
+	if (rc == 0) {
+		rc = coil_task_factory_default(loop, &t, fn, arg, NULL);
+		if (rc == 0)
+			rc = coil_future_add_done_callback(&t->fut, main_done, loop);
+		if (rc == 0)
+			coil__worker_loop(loop);
+		coil__loop_leave(loop);
+	}
+	if (t) {
+		if (rc == 0) {
+			if (!coil_future_done(&t->fut)) {
+				rc = -EINTR;
+			} else {
+				void *res = NULL;
+				rc = coil_future_result(&t->fut, &res);
+				if (rc == 0 && result) {
+					t->fut.dtor = NULL; /* the caller owns it */
+					*result = res;
+				}
+			}
+		}
+		coil_future_remove_done_callback(&t->fut, main_done, loop);
+		coil_task_detach(t);
+	}
+	pthread_mutex_lock(&rt->lock);
+	rt->block_on_active = false;
+	pthread_mutex_unlock(&rt->lock);
+	return rc;
+}
+
+void coil_runtime_stop(coil_runtime_t *rt)
+{
+	/* Async-signal-safe: an atomic store and write()s. */
+	atomic_store_explicit(&rt->stop, true, memory_order_seq_cst);
+	for (unsigned i = 0; i < rt->n; i++)
+		coil__ring_wake(rt->loops[i]->ring);
+	char c = 1;
+	ssize_t n = write(rt->stop_pipe[1], &c, 1);
+	(void)n;
+}
+
+void coil_runtime_wait_stopped(coil_runtime_t *rt)
+{
+	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
+		fd_set r;
+		FD_ZERO(&r);
+		FD_SET(rt->stop_pipe[0], &r);
+		struct timeval tv = { 1, 0 };
+		select(rt->stop_pipe[0] + 1, &r, NULL, NULL, &tv);
+	}
+}
+
+static bool wait_tasks_locked(coil_runtime_t *rt, int64_t deadline);
+
+static size_t live_tasks(coil_runtime_t *rt)
+{
+	size_t n = 0;
+	for (unsigned i = 0; i < rt->n; i++) {
+		coil_loop_t *l = rt->loops[i];
+		coil__lock(&l->tasks_lock);
+		n += l->ntasks;
+		coil__unlock(&l->tasks_lock);
+	}
+	return n;
+}
+
+void coil__runtime_tasks_gone(coil_runtime_t *rt)
+{
+	if (!atomic_load_explicit(&rt->waiting, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&rt->wait_mu);
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->wait_mu);
+}
+
+/* Waits until no task is left or `deadline` (CLOCK_MONOTONIC ns, -1: none).
+ * Returns whether none is left. */
+static bool wait_tasks(coil_runtime_t *rt, int64_t deadline)
+{
+	pthread_mutex_lock(&rt->wait_mu);
+	atomic_store_explicit(&rt->waiting, true, memory_order_seq_cst);
+	bool none = wait_tasks_locked(rt, deadline);
+	atomic_store_explicit(&rt->waiting, false, memory_order_relaxed);
+	pthread_mutex_unlock(&rt->wait_mu);
+	return none;
+}
+
+static bool wait_tasks_locked(coil_runtime_t *rt, int64_t deadline)
+{
+	for (;;) {
+		if (!live_tasks(rt))
+			return true;
+		int64_t now = coil__clock_ns();
+		if (deadline >= 0 && now >= deadline)
+			return false;
+		/* Woken by the last task's end; the slice bounds a wake-up
+		 * that slipped between the count and the wait. */
+		int64_t until = now + 20 * 1000000;
+		if (deadline >= 0 && deadline < until)
+			until = deadline;
+		struct timespec ts = { until / COIL_NSEC_PER_SEC, until % COIL_NSEC_PER_SEC };
+		pthread_cond_timedwait(&rt->cond, &rt->wait_mu, &ts);
+	}
+}
+
+typedef struct finish_arg {
+	coil_loop_t *loop;
+	int round;
+} finish_arg_t;
+
+static void finish_round(void *p)
+{
+	finish_arg_t *a = p;
+	coil__loop_finish_tasks(a->loop, a->round);
+	free(a);
+}
+
+int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
+{
+	if (!rt)
+		return -EINVAL;
+	if (coil__running_loop && coil__running_loop->rt == rt)
+		return -EBUSY;
+	pthread_mutex_lock(&rt->lock);
+	if (rt->block_on_active) {
+		pthread_mutex_unlock(&rt->lock);
+		return -EBUSY;
+	}
+	/* Every worker in a background thread, whether it was started,
+	 * stopped (coil_runtime_stop) or driven by block_on until now. */
+	join_threads(rt);
+	atomic_store_explicit(&rt->stop, false, memory_order_seq_cst);
+	int rc = start_threads(rt, 0);
+	rt->block_on_active = true; /* keeps block_on and start out */
+	pthread_mutex_unlock(&rt->lock);
+	int64_t now = coil__clock_ns();
+	int64_t deadline = wait_ns < 0 ? -1 : (wait_ns > INT64_MAX - now ? INT64_MAX : now + wait_ns);
+	bool clean = rc == 0 && wait_tasks(rt, deadline);
+	atomic_store_explicit(&rt->shutting_down, true, memory_order_release);
+	/* Cancel what is left (four rounds), then close what keeps ignoring
+	 * it (four more), each worker on its own thread. */
+	for (int round = 0; rc == 0 && !clean && round < 8; round++) {
+		for (unsigned i = 0; i < rt->n; i++) {
+			finish_arg_t *a = malloc(sizeof(*a));
+			if (!a)
+				continue;
+			a->loop = rt->loops[i];
+			a->round = round;
+			if (coil_loop_call_soon_threadsafe(rt->loops[i], finish_round, a))
+				free(a);
+		}
+		if (wait_tasks(rt, coil__clock_ns() + (round < 4 ? 2000 : 500) * (int64_t)1000000))
+			break;
+	}
+	size_t left = live_tasks(rt);
+	pthread_mutex_lock(&rt->lock);
+	join_threads(rt);
+	pthread_mutex_unlock(&rt->lock);
+	if (left)
+		fprintf(stderr, "coil: runtime shut down with %zu task(s) that ignored "
+			"cancellation and close; their memory is abandoned\n", left);
+	runtime_free(rt);
+	return clean ? 0 : -ETIMEDOUT;
+}
