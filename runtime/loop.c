@@ -203,8 +203,15 @@ static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
 int coil_loop_call_soon(coil_loop_t *loop, coil_cb cb, void *arg,
 			coil_handle_t **out)
 {
-	if (!loop || !cb || loop->any)
+	if (!loop || !cb)
 		return -EINVAL;
+	if (loop->rt && coil__running_loop != loop) {
+		/* Another worker's (or a plain thread's) call: a task that
+		 * kept a loop pointer across an await may be elsewhere now. */
+		if (out)
+			return -EXDEV;
+		return coil__loop_call_soon_threadsafe_ex(loop, cb, NULL, arg);
+	}
 	if (loop->closed)
 		return COIL_ECLOSED;
 	coil_handle_t *h = handle_new(loop, cb, arg, out);
@@ -219,6 +226,8 @@ int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 {
 	if (!loop || !cb || loop->any)
 		return -EINVAL;
+	if (loop->rt && coil__running_loop != loop)
+		return -EXDEV; /* timers belong to their loop's thread */
 	if (loop->closed)
 		return COIL_ECLOSED;
 	coil_handle_t *h = handle_new(loop, cb, arg, NULL);
@@ -436,10 +445,15 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 	coil__cur = c;
 	coil__ctx_jump(&loop->sched, &c->ctx, 0, false);
 	coil__cur = loop->sched_cur;
-	if (b->coro.state == COIL_CORO_CLOSED)
+	if (b->coro.state == COIL_CORO_CLOSED) {
 		coil__task_end(loop, b); /* a wake it makes counts as the task's */
-	else
+		/* A task that ended and woke its awaiter is a chain of
+		 * completions, not two tasks waking each other: it does not
+		 * count against the LIFO slot's cap. */
+		loop->lifo_run = 0;
+	} else {
 		task_switched_out(loop, b);
+	}
 	loop->current = NULL;
 }
 

@@ -123,7 +123,12 @@ COIL_API int64_t coil_loop_time_ns(const coil_loop_t *loop);
 /*
  * Schedules cb(arg) to run on a next iteration, FIFO. If out is not NULL,
  * *out gets a handle reference that can cancel it and must be released with
- * coil_handle_release(). Returns 0, -ENOMEM or COIL_ECLOSED.
+ * coil_handle_release(). Returns 0, -ENOMEM or COIL_ECLOSED. The loop's
+ * thread; for a runtime's worker loop called from another thread (a task
+ * that moved to another worker since it took the pointer) it behaves as
+ * coil_loop_call_soon_threadsafe when out is NULL and returns -EXDEV
+ * otherwise. call_later and call_at return -EXDEV there: timers belong to
+ * their loop's thread.
  */
 COIL_API int coil_loop_call_soon(coil_loop_t *loop, coil_cb cb, void *arg,
 				 coil_handle_t **out);
