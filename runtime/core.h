@@ -37,6 +37,7 @@
 #include "ring.h"
 #include "ctx.h"
 #include "alloc.h"
+#include "spin.h"
 #include "sched/deque.h"
 #include "sched/inject.h"
 
@@ -74,23 +75,6 @@ extern atomic_bool coil__mt_flag;
 static inline bool coil__mt(void)
 {
 	return atomic_load_explicit(&coil__mt_flag, memory_order_relaxed);
-}
-
-typedef struct coil__spin {
-	atomic_uchar v;
-} coil__spin_t;
-
-void coil__spin_wait(coil__spin_t *l);
-
-static inline void coil__spin_lock(coil__spin_t *l)
-{
-	if (__builtin_expect(atomic_exchange_explicit(&l->v, 1, memory_order_acquire), 0))
-		coil__spin_wait(l);
-}
-
-static inline void coil__spin_unlock(coil__spin_t *l)
-{
-	atomic_store_explicit(&l->v, 0, memory_order_release);
 }
 
 static inline void coil__lock(coil__spin_t *l)
@@ -393,7 +377,7 @@ struct coil_loop {
 	bool ring_error_reported; /* a failed ring wait was reported once */
 	/* Any thread: call_soon_threadsafe's inbox (and tasks pinned here,
 	 * woken from other threads). */
-	pthread_mutex_t inbox_lock;
+	coil__spin_t inbox_lock;
 	coil__fifo_t inbox;
 	atomic_size_t inbox_len;
 	atomic_bool sleeping;     /* in (or entering) its ring's wait */

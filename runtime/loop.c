@@ -74,7 +74,7 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o)
 	coil__fifo_init(&loop->ready);
 	coil__fifo_init(&loop->inbox);
 	coil__list_init(&loop->tasks);
-	pthread_mutex_init(&loop->inbox_lock, NULL);
+	atomic_init(&loop->inbox_lock.v, 0);
 	atomic_init(&loop->refs, 1);
 	loop->ring_thread = pthread_self();
 	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
@@ -116,7 +116,6 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 	loop->rng = 0x9E3779B97F4A7C15ull * (index + 1);
 	if (loop->multi && (rc = coil__deque_init(&loop->deque, 1024))) {
 		coil__ring_destroy(loop->ring);
-		pthread_mutex_destroy(&loop->inbox_lock);
 		coil__free(loop, sizeof(*loop));
 		return rc;
 	}
@@ -315,15 +314,18 @@ int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
  */
 static void loop_kick(coil_loop_t *loop)
 {
-	if (atomic_load_explicit(&loop->sleeping, memory_order_seq_cst))
+	/* The first kicker takes the flag: a burst of pushes to a sleeping
+	 * loop costs one eventfd write, not one each until it wakes. */
+	if (atomic_load_explicit(&loop->sleeping, memory_order_seq_cst) &&
+	    atomic_exchange_explicit(&loop->sleeping, false, memory_order_seq_cst))
 		coil__ring_wake(loop->ring);
 }
 
 bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
 {
-	pthread_mutex_lock(&loop->inbox_lock);
+	coil__spin_lock(&loop->inbox_lock);
 	if (loop->closed) {
-		pthread_mutex_unlock(&loop->inbox_lock);
+		coil__spin_unlock(&loop->inbox_lock);
 		return false;
 	}
 	coil__fifo_push(&loop->inbox, &r->node);
@@ -332,7 +334,7 @@ bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
 	 * loop (and its ring) cannot be freed under our feet. */
 	atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_seq_cst);
 	loop_kick(loop);
-	pthread_mutex_unlock(&loop->inbox_lock);
+	coil__spin_unlock(&loop->inbox_lock);
 	return true;
 }
 
@@ -341,10 +343,9 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 {
 	if (!loop || !cb)
 		return -EINVAL;
-	coil_handle_t *h = malloc(sizeof(*h));
+	coil_handle_t *h = coil__calloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	memset(h, 0, sizeof(*h));
 	h->run.kind = COIL__RUN_HANDLE;
 	h->loop = loop;
 	h->cb = cb;
@@ -357,7 +358,7 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 	bool ok = loop->any ? coil__runtime_inject(loop->rt, &h->run)
 			    : coil__loop_push_inbox(loop, &h->run);
 	if (!ok) {
-		free(h);
+		coil__free(h, sizeof(*h));
 		return COIL_ECLOSED;
 	}
 	return 0;
@@ -367,14 +368,14 @@ static void drain_inbox(coil_loop_t *loop)
 {
 	if (!atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
 		return;
-	pthread_mutex_lock(&loop->inbox_lock);
+	coil__spin_lock(&loop->inbox_lock);
 	coil__fifo_t q = loop->inbox;
 	coil__fifo_init(&loop->inbox);
 	atomic_store_explicit(&loop->inbox_len, 0, memory_order_relaxed);
-	pthread_mutex_unlock(&loop->inbox_lock);
-	/* Handles in there come from libc malloc with timer.kind 0 (see
+	coil__spin_unlock(&loop->inbox_lock);
+	/* Handles in there come from coil__calloc with timer.kind 0 (see
 	 * coil__loop_call_soon_threadsafe_ex), which is how run_handle and
-	 * drop_ready know to free them with free(). */
+	 * drop_ready know to free them directly, not through a cache. */
 	coil__fifo_splice(&loop->ready, &q);
 }
 
@@ -386,8 +387,8 @@ static void run_handle(coil_handle_t *h)
 	if (!h->cancelled)
 		h->cb(h->arg);
 	if (h->timer.kind == 0) {
-		/* A call_soon_threadsafe handle (libc allocation). */
-		free(h);
+		/* A call_soon_threadsafe handle (not from a cache). */
+		coil__free(h, sizeof(*h));
 		return;
 	}
 	handle_unref(h);
@@ -744,7 +745,7 @@ static void drop_ready(coil_loop_t *loop)
 				 * its callback will never run. */
 				if (h->dropped && !h->cancelled)
 					h->dropped(h->arg);
-				free(h);
+				coil__free(h, sizeof(*h));
 			} else {
 				handle_unref(h);
 			}
@@ -772,7 +773,6 @@ static void loop_free(coil_loop_t *loop)
 	if (loop->multi)
 		coil__deque_fini(&loop->deque);
 	coil__ring_destroy(loop->ring);
-	pthread_mutex_destroy(&loop->inbox_lock);
 	coil__free(loop, sizeof(*loop));
 }
 
@@ -786,10 +786,10 @@ void coil__loop_unref(coil_loop_t *loop)
  * runs (coil_runtime_shutdown). */
 void coil__loop_close_worker(coil_loop_t *loop)
 {
-	pthread_mutex_lock(&loop->inbox_lock);
+	coil__spin_lock(&loop->inbox_lock);
 	loop->closed = true;
 	coil__fifo_splice(&loop->ready, &loop->inbox);
-	pthread_mutex_unlock(&loop->inbox_lock);
+	coil__spin_unlock(&loop->inbox_lock);
 	drop_ready(loop);
 	coil__heap_free(&loop->timers);
 	coil__task_pools_free(loop);
@@ -811,10 +811,10 @@ int coil_loop_close(coil_loop_t *loop)
 		finish_tasks(loop);
 		coil__loop_leave(loop);
 	}
-	pthread_mutex_lock(&loop->inbox_lock);
+	coil__spin_lock(&loop->inbox_lock);
 	loop->closed = true;
 	coil__fifo_splice(&loop->ready, &loop->inbox);
-	pthread_mutex_unlock(&loop->inbox_lock);
+	coil__spin_unlock(&loop->inbox_lock);
 	drop_ready(loop);
 	coil__heap_free(&loop->timers);
 	coil__task_pools_free(loop);

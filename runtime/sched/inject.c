@@ -5,7 +5,7 @@
 
 void coil__inject_init(coil__inject_t *in)
 {
-	pthread_mutex_init(&in->lock, NULL);
+	atomic_init(&in->lock.v, 0);
 	coil__fifo_init(&in->q);
 	atomic_init(&in->len, 0);
 	in->closed = false;
@@ -13,21 +13,21 @@ void coil__inject_init(coil__inject_t *in)
 
 void coil__inject_fini(coil__inject_t *in)
 {
-	pthread_mutex_destroy(&in->lock);
+	(void)in;
 }
 
 bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch)
 {
 	if (!batch->len)
 		return true;
-	pthread_mutex_lock(&in->lock);
+	coil__spin_lock(&in->lock);
 	if (in->closed) {
-		pthread_mutex_unlock(&in->lock);
+		coil__spin_unlock(&in->lock);
 		return false;
 	}
 	coil__fifo_splice(&in->q, batch);
 	atomic_store_explicit(&in->len, in->q.len, memory_order_release);
-	pthread_mutex_unlock(&in->lock);
+	coil__spin_unlock(&in->lock);
 	return true;
 }
 
@@ -44,20 +44,20 @@ size_t coil__inject_pop_batch(coil__inject_t *in, coil__fifo_t *out, size_t max)
 	if (!coil__inject_len(in) || !max)
 		return 0;
 	size_t n = 0;
-	pthread_mutex_lock(&in->lock);
+	coil__spin_lock(&in->lock);
 	coil__fnode_t *node;
 	while (n < max && (node = coil__fifo_pop(&in->q))) {
 		coil__fifo_push(out, node);
 		n++;
 	}
 	atomic_store_explicit(&in->len, in->q.len, memory_order_release);
-	pthread_mutex_unlock(&in->lock);
+	coil__spin_unlock(&in->lock);
 	return n;
 }
 
 void coil__inject_close(coil__inject_t *in)
 {
-	pthread_mutex_lock(&in->lock);
+	coil__spin_lock(&in->lock);
 	in->closed = true;
-	pthread_mutex_unlock(&in->lock);
+	coil__spin_unlock(&in->lock);
 }

@@ -6,7 +6,9 @@
  * deque is busy, so nothing in it starves. It is a mutex-protected
  * intrusive FIFO (as Tokio's inject queue): items move in batches, so the
  * lock is taken once per batch, and an atomic length lets a worker skip the
- * lock entirely when the queue is empty.
+ * lock entirely when the queue is empty. The lock is a spinlock: a mutex
+ * here sent the submitter and the workers into futex calls at every
+ * collision (W4 spawn).
  *
  * Who touches what: head/tail under `lock`; `len` written under the lock
  * (release) and read without it (acquire) as a hint; `closed` under the lock.
@@ -19,9 +21,10 @@
 #include <stdbool.h>
 
 #include "list.h"
+#include "spin.h"
 
 typedef struct coil__inject {
-	pthread_mutex_t lock;
+	coil__spin_t lock;
 	coil__fifo_t q;
 	atomic_size_t len;
 	bool closed;

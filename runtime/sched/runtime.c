@@ -52,7 +52,9 @@
 #endif
 
 #define LIFO_MAX 3        /* LIFO-slot steps in a row (Tokio's cap) */
-#define SPIN_ROUNDS 64    /* looks for work before parking */
+#define SPIN_NS 20000     /* looking for work before parking, ns: longer
+			   * than a wake-up costs here (a write to an
+			   * eventfd and a ring wait: some microseconds) */
 #define INJECT_BATCH 32   /* most runnables taken from the injection queue */
 
 atomic_bool coil__mt_flag;
@@ -330,11 +332,15 @@ static void idle_remove(coil_loop_t *loop)
 bool coil__sched_park_begin(coil_loop_t *loop)
 {
 	coil_runtime_t *rt = loop->rt;
-	for (int i = 0; i < SPIN_ROUNDS; i++) {
+	int64_t until = coil__clock_ns() + SPIN_NS;
+	for (unsigned i = 1;; i++) {
 		if (coil__runtime_has_work(loop) ||
-		    atomic_load_explicit(&loop->inbox_len, memory_order_relaxed))
+		    atomic_load_explicit(&loop->inbox_len, memory_order_relaxed) ||
+		    atomic_load_explicit(&rt->stop, memory_order_relaxed))
 			return false;
 		cpu_relax();
+		if (i % 16 == 0 && coil__clock_ns() >= until)
+			break;
 	}
 	pthread_mutex_lock(&rt->idle_lock);
 	rt->idle[rt->nidle_list++] = loop->index;
@@ -398,7 +404,7 @@ static void runtime_free(coil_runtime_t *rt)
 				coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
 				if (h->dropped && !h->cancelled)
 					h->dropped(h->arg);
-				free(h);
+				coil__free(h, sizeof(*h));
 			}
 		}
 	}

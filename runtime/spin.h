@@ -1,0 +1,29 @@
+/*
+ * runtime/spin.h: the spinlock of coil's short critical sections (a few
+ * pointer updates): an exchange to take it, a release store to drop it, and
+ * after a short spin sched_yield (runtime/sched/runtime.c), because on a
+ * machine with few cores the holder may have been preempted.
+ */
+#ifndef COIL_RUNTIME_SPIN_H
+#define COIL_RUNTIME_SPIN_H
+
+#include <stdatomic.h>
+
+typedef struct coil__spin {
+	atomic_uchar v;
+} coil__spin_t;
+
+void coil__spin_wait(coil__spin_t *l);
+
+static inline void coil__spin_lock(coil__spin_t *l)
+{
+	if (__builtin_expect(atomic_exchange_explicit(&l->v, 1, memory_order_acquire), 0))
+		coil__spin_wait(l);
+}
+
+static inline void coil__spin_unlock(coil__spin_t *l)
+{
+	atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
+#endif
