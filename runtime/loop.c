@@ -498,6 +498,7 @@ static void fire_timers(coil_loop_t *loop)
 static int loop_wait(coil_loop_t *loop, int64_t timeout)
 {
 	if (timeout != 0) {
+		coil__stack_pool_shrink();
 		atomic_store_explicit(&loop->sleeping, true, memory_order_seq_cst);
 		if (atomic_load_explicit(&loop->inbox_len, memory_order_seq_cst) ||
 		    (loop->multi && coil__runtime_has_work(loop)))

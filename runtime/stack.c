@@ -45,8 +45,10 @@
  *
  * High-water mark. Stacks in the global pool past COIL_STACK_POOL_MAX bytes
  * (environment, in bytes; 64 MiB by default) of memory are given back to the
- * kernel with MADV_DONTNEED before they become visible in the pool (another
- * thread could take one otherwise and have its frames zeroed under it).
+ * kernel with MADV_DONTNEED by coil__stack_pool_shrink, which a loop calls
+ * when it is about to sleep: it takes them out of the pool first (another
+ * thread could take one otherwise and have its frames zeroed under it) and
+ * advises neighbours away in one call.
  * STACK_F_COLD marks a stack with no memory behind it (new, or advised
  * away), so that it is neither counted nor advised twice. The address range
  * and the guard stay. coil__stack_trim() empties the calling thread's cache,
@@ -370,35 +372,92 @@ static coil__stack_t *pool_pop(struct size_class *c)
 	return s;
 }
 
-/* Puts a list of stacks of one size into the pool. Those past the high-water
- * mark lose their memory first, outside the lock. */
+/* Set (under pool_lock) while the pool holds more resident bytes than
+ * pool_max: coil__stack_pool_shrink has work. */
+static atomic_bool pool_over;
+
+/* Puts a list of stacks of one size into the pool. Memory past the
+ * high-water mark is given back later, in bulk, by coil__stack_pool_shrink:
+ * one madvise per stack here cost a system call and a TLB shootdown for
+ * every task that ended (a million sleepers took a minute). */
 static void pool_put(coil__stack_t *list)
 {
-	coil__stack_t *cold = NULL, *next;
+	coil__stack_t *next;
 	pthread_mutex_lock(&pool_lock);
 	struct size_class *c = class_find(list->size);
 	for (coil__stack_t *s = list; s; s = next) {
 		next = s->next;
-		if (!(s->flags & STACK_F_COLD) &&
-		    pool_resident + s->size > pool_max) {
-			s->next = cold;
-			cold = s;
-		} else {
-			pool_push(c, s);
-		}
-	}
-	pthread_mutex_unlock(&pool_lock);
-	if (!cold)
-		return;
-	for (coil__stack_t *s = cold; s; s = s->next)
-		if (madvise(s->lo, s->size, MADV_DONTNEED) == 0)
-			s->flags |= STACK_F_COLD;
-	pthread_mutex_lock(&pool_lock);
-	for (coil__stack_t *s = cold; s; s = next) {
-		next = s->next;
 		pool_push(c, s);
 	}
+	if (pool_resident > pool_max)
+		atomic_store_explicit(&pool_over, true, memory_order_relaxed);
 	pthread_mutex_unlock(&pool_lock);
+}
+
+static int stack_addr_cmp(const void *a, const void *b)
+{
+	const char *x = (*(coil__stack_t *const *)a)->lo;
+	const char *y = (*(coil__stack_t *const *)b)->lo;
+	return x < y ? -1 : x > y;
+}
+
+void coil__stack_pool_shrink(void)
+{
+	if (!atomic_load_explicit(&pool_over, memory_order_relaxed))
+		return;
+	enum { BATCH = 4096 };
+	coil__stack_t **v = malloc(BATCH * sizeof(*v));
+	if (!v)
+		return;
+	for (;;) {
+		/* Take warm stacks out of the pool (nobody can reuse them while
+		 * their memory goes), advise them away outside the lock, with
+		 * neighbours in one call (a guard between two stacks survives
+		 * MADV_DONTNEED), and put them back cold. */
+		size_t n = 0;
+		pthread_mutex_lock(&pool_lock);
+		for (struct size_class *c = classes; c && n < BATCH; c = c->next) {
+			coil__stack_t **pp = &c->free;
+			while (*pp && n < BATCH && pool_resident > pool_max) {
+				coil__stack_t *st = *pp;
+				if (st->flags & STACK_F_COLD) {
+					pp = &st->next;
+					continue;
+				}
+				*pp = st->next;
+				chunk_of(st)->nfree--;
+				pool_resident -= st->size;
+				v[n++] = st;
+			}
+		}
+		bool more = pool_resident > pool_max;
+		if (!more)
+			atomic_store_explicit(&pool_over, false, memory_order_relaxed);
+		pthread_mutex_unlock(&pool_lock);
+		if (!n)
+			break;
+		qsort(v, n, sizeof(*v), stack_addr_cmp);
+		for (size_t i = 0; i < n;) {
+			size_t j = i + 1;
+			while (j < n && chunk_of(v[j]) == chunk_of(v[i]) &&
+			       (char *)v[j]->lo - (char *)v[j - 1]->lo ==
+				       (ptrdiff_t)(v[i]->size + coil__stack_guard_size()))
+				j++;
+			char *lo = v[i]->lo;
+			char *hi = (char *)v[j - 1]->lo + v[j - 1]->size;
+			if (madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0)
+				for (size_t k = i; k < j; k++)
+					v[k]->flags |= STACK_F_COLD;
+			i = j;
+		}
+		pthread_mutex_lock(&pool_lock);
+		for (size_t i = 0; i < n; i++)
+			pool_push(class_find(v[i]->size), v[i]);
+		pthread_mutex_unlock(&pool_lock);
+		if (!more)
+			break;
+	}
+	free(v);
 }
 
 /* --- thread caches ------------------------------------------------------ */

@@ -52,6 +52,11 @@ bool coil__stack_is_overflow(const coil__stack_t *s, const void *addr, size_t sl
 size_t coil__stack_live_count(void);
 size_t coil__stack_mapped_bytes(void);
 
+/* Gives back to the kernel the memory of pooled stacks past the high-water
+ * mark (COIL_STACK_POOL_MAX). Cheap when there is nothing to do; loops call
+ * it before they sleep. Any thread. */
+void coil__stack_pool_shrink(void);
+
 /* Frees every pooled stack and unmaps chunks whose stacks are all free (tests
  * and process exit). */
 void coil__stack_trim(void);
