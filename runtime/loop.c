@@ -498,7 +498,13 @@ static void fire_timers(coil_loop_t *loop)
 static int loop_wait(coil_loop_t *loop, int64_t timeout)
 {
 	if (timeout != 0) {
-		coil__stack_pool_shrink();
+		/* Idle for a while (not between two close timers, when the
+		 * stacks are about to be reused): give pooled memory back. */
+		if (timeout < 0 || timeout >= 50 * 1000000) {
+			int64_t again = coil__stack_pool_shrink(false);
+			if (again && (timeout < 0 || again < timeout))
+				timeout = again; /* come back to finish it */
+		}
 		atomic_store_explicit(&loop->sleeping, true, memory_order_seq_cst);
 		if (atomic_load_explicit(&loop->inbox_len, memory_order_seq_cst) ||
 		    (loop->multi && coil__runtime_has_work(loop)))

@@ -46,9 +46,11 @@
  * High-water mark. Stacks in the global pool past COIL_STACK_POOL_MAX bytes
  * (environment, in bytes; 64 MiB by default) of memory are given back to the
  * kernel with MADV_DONTNEED by coil__stack_pool_shrink, which a loop calls
- * when it is about to sleep: it takes them out of the pool first (another
- * thread could take one otherwise and have its frames zeroed under it) and
- * advises neighbours away in one call.
+ * when it is about to sleep, once no thread has drawn from the pool for a
+ * second (memory given back while stacks are still in demand is faulted in
+ * again at once): it takes them out of the pool first (another thread could
+ * take one otherwise and have its frames zeroed under it) and advises
+ * neighbours away in one call.
  * STACK_F_COLD marks a stack with no memory behind it (new, or advised
  * away), so that it is neither counted nor advised twice. The address range
  * and the guard stay. coil__stack_trim() empties the calling thread's cache,
@@ -72,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "list.h"
@@ -375,6 +378,18 @@ static coil__stack_t *pool_pop(struct size_class *c)
 /* Set (under pool_lock) while the pool holds more resident bytes than
  * pool_max: coil__stack_pool_shrink has work. */
 static atomic_bool pool_over;
+/* When a thread last drew stacks from the pool (CLOCK_MONOTONIC ns): memory
+ * is not given back while the pool is in use, or it would be faulted in
+ * again at once. */
+static _Atomic int64_t pool_last_take;
+#define POOL_QUIET_NS ((int64_t)1000000000)
+
+static int64_t pool_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Puts a list of stacks of one size into the pool. Memory past the
  * high-water mark is given back later, in bulk, by coil__stack_pool_shrink:
@@ -401,14 +416,17 @@ static int stack_addr_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-void coil__stack_pool_shrink(void)
+int64_t coil__stack_pool_shrink(bool now)
 {
 	if (!atomic_load_explicit(&pool_over, memory_order_relaxed))
-		return;
+		return 0;
+	int64_t quiet = pool_now_ns() - atomic_load_explicit(&pool_last_take, memory_order_relaxed);
+	if (!now && quiet < POOL_QUIET_NS)
+		return POOL_QUIET_NS - quiet;
 	enum { BATCH = 4096 };
 	coil__stack_t **v = malloc(BATCH * sizeof(*v));
 	if (!v)
-		return;
+		return 0;
 	for (;;) {
 		/* Take warm stacks out of the pool (nobody can reuse them while
 		 * their memory goes), advise them away outside the lock, with
@@ -458,6 +476,7 @@ void coil__stack_pool_shrink(void)
 			break;
 	}
 	free(v);
+	return 0;
 }
 
 /* --- thread caches ------------------------------------------------------ */
@@ -554,6 +573,7 @@ static coil__stack_t *alloc_slow(size_t size)
 			pool_push(c, &ch->stacks[i]);
 	}
 	coil__stack_t *s = pool_pop(c);
+	atomic_store_explicit(&pool_last_take, pool_now_ns(), memory_order_relaxed);
 	for (unsigned got = 1; b && got < TC_REFILL && c->free; got++) {
 		coil__stack_t *t = pool_pop(c);
 		t->next = b->head;

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct coil__stack {
 	void *lo;               /* lowest usable byte (just above the guard) */
@@ -53,9 +54,11 @@ size_t coil__stack_live_count(void);
 size_t coil__stack_mapped_bytes(void);
 
 /* Gives back to the kernel the memory of pooled stacks past the high-water
- * mark (COIL_STACK_POOL_MAX). Cheap when there is nothing to do; loops call
- * it before they sleep. Any thread. */
-void coil__stack_pool_shrink(void);
+ * mark (COIL_STACK_POOL_MAX), unless stacks were drawn from the pool in the
+ * last second (and `now` is false): then it returns how many ns to wait
+ * before trying again (else 0). Cheap when there is nothing to do; loops
+ * call it before they sleep. Any thread. */
+int64_t coil__stack_pool_shrink(bool now);
 
 /* Frees every pooled stack and unmaps chunks whose stacks are all free (tests
  * and process exit). */

@@ -315,7 +315,7 @@ TEST(pool_past_high_water_mark_gives_memory_back)
 	}
 	for (int i = 0; i < N; i++)
 		coil__stack_free(v[i]);
-	coil__stack_pool_shrink();
+	coil__stack_pool_shrink(true);
 	int cold = 0;
 	for (int i = 0; i < N; i++)
 		cold += !resident(v[i]);
