@@ -1,0 +1,162 @@
+/*
+ * bench/w2_fib.c: workload W2 of WORKLOADS.md.
+ *
+ * fib(k) for k >= 2 spawns a task computing fib(k-1), computes fib(k-2)
+ * inline (a direct call, which spawns by the same rule), awaits the task and
+ * returns the sum; no cutoff other than k < 2. The top-level call runs as
+ * the runtime's main task; the timed region is that call. Result checked
+ * against fib(n) computed iteratively.
+ *
+ * With --workers N it measures that worker count once and prints
+ * `@ time_ms <v> ms workers=N`. Without it, it measures 1 and 2 workers
+ * interleaved (1, 2, 1, 2, 1, 2), a fresh runtime per run, and prints the
+ * median of 3 for each count and `@ speedup <v> x` = median(1) / median(2).
+ *
+ * Stacks: fib frames are tiny and inline recursion is at most n/2 deep, so
+ * the tasks get 16 KiB stacks (--stack-kib) instead of the 64 KiB default;
+ * each stack sits above a guard, so an overflow faults instead of
+ * corrupting memory.
+ * usage: w2_fib [--workers N] [--n 27] [--stack-kib 16]
+ */
+#include <coil/coil.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+
+#define REPS 3
+
+static int fib(void *arg, void **result)
+{
+	intptr_t k = (intptr_t)arg;
+	if (k < 2) {
+		*result = (void *)k;
+		return 0;
+	}
+	coil_task_t *t;
+	int rc = coil_spawn(&t, fib, (void *)(k - 1), NULL);
+	if (rc)
+		return rc;
+	void *b = NULL, *a = NULL;
+	int rb = fib((void *)(k - 2), &b);
+	int ra = coil_await(coil_task_future(t), &a);
+	coil_task_detach(t);
+	if (ra || rb)
+		return ra ? ra : rb;
+	*result = (void *)((intptr_t)a + (intptr_t)b);
+	return 0;
+}
+
+struct run {
+	intptr_t n;
+	intptr_t value;
+	uint64_t ns;
+};
+
+static int top(void *arg, void **result)
+{
+	struct run *r = arg;
+	(void)result;
+	void *v = NULL;
+	uint64_t t0 = now_ns();
+	int rc = fib((void *)r->n, &v);
+	r->ns = now_ns() - t0;
+	r->value = (intptr_t)v;
+	return rc;
+}
+
+static intptr_t fib_iter(intptr_t n)
+{
+	intptr_t a = 0, b = 1;
+	for (intptr_t i = 0; i < n; i++) {
+		intptr_t c = a + b;
+		a = b;
+		b = c;
+	}
+	return a;
+}
+
+/* One measurement on a fresh runtime of `workers` workers; returns ms. */
+static double measure(unsigned workers, intptr_t n, size_t stack)
+{
+	coil_runtime_opts_t o;
+	coil_runtime_opts_init(&o);
+	o.workers = workers;
+	o.stack_size = stack;
+	coil_runtime_t *rt;
+	int rc = coil_runtime_new(&rt, &o);
+	if (rc)
+		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
+	struct run r = { .n = n };
+	rc = coil_runtime_block_on(rt, top, &r, NULL);
+	if (rc)
+		CHECK_FAIL("fib(%ld) on %u workers: %s", (long)n, workers, coil_strerror(rc));
+	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
+		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	if (r.value != fib_iter(n))
+		CHECK_FAIL("fib(%ld) = %ld, expected %ld", (long)n, (long)r.value,
+			   (long)fib_iter(n));
+	return (double)r.ns / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int k)
+{
+	qsort(v, (size_t)k, sizeof(*v), cmp_double);
+	return v[k / 2];
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: w2_fib [--workers N] [--n 27] [--stack-kib 16]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned workers = 0; /* 0: 1 and 2, interleaved */
+	intptr_t n = 27;
+	size_t stack = 16 * 1024;
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			usage();
+		if (!strcmp(argv[i], "--n"))
+			n = atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--workers"))
+			workers = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--stack-kib"))
+			stack = (size_t)atol(argv[i + 1]) * 1024;
+		else
+			usage();
+	}
+	if (n < 0 || n > 90 || !stack)
+		usage();
+	printf("# w2 n=%ld fib=%ld spawned_tasks=%ld stack_kib=%zu\n", (long)n,
+	       (long)fib_iter(n), (long)(fib_iter(n + 1) - 1), stack / 1024);
+	if (workers) {
+		char unit[32];
+		snprintf(unit, sizeof(unit), "ms workers=%u", workers);
+		report("time_ms", measure(workers, n, stack), unit);
+		return 0;
+	}
+	double t[2][REPS];
+	for (int rep = 0; rep < REPS; rep++) {
+		for (unsigned w = 1; w <= 2; w++) {
+			t[w - 1][rep] = measure(w, n, stack);
+			printf("# w2 workers=%u rep=%d time_ms=%.3f\n", w, rep, t[w - 1][rep]);
+		}
+	}
+	double m1 = median(t[0], REPS), m2 = median(t[1], REPS);
+	report("time_ms", m1, "ms workers=1");
+	report("time_ms", m2, "ms workers=2");
+	report("speedup", m1 / m2, "x");
+	return 0;
+}
