@@ -30,6 +30,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "coil/coil.h"
 #include "list.h"
@@ -373,7 +374,7 @@ struct coil_loop {
 	size_t spare_request;     /* the size it was asked for */
 	char *name;
 	pthread_t thread;         /* the thread running it */
-	pthread_t ring_thread;    /* the ring's submitter thread */
+	pid_t ring_tid;           /* the ring's submitter thread (kernel id) */
 	bool ring_error_reported; /* a failed ring wait was reported once */
 	/* Any thread: call_soon_threadsafe's inbox (and tasks pinned here,
 	 * woken from other threads). */

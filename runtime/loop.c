@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "core.h"
@@ -76,7 +77,7 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o)
 	coil__list_init(&loop->tasks);
 	atomic_init(&loop->inbox_lock.v, 0);
 	atomic_init(&loop->refs, 1);
-	loop->ring_thread = pthread_self();
+	loop->ring_tid = gettid();
 	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
 	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), coil__cache_max);
 	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), coil__cache_max);
@@ -607,9 +608,12 @@ int coil__loop_enter(coil_loop_t *loop)
 		return COIL_ECLOSED;
 	if (loop->running || coil__running_loop)
 		return -EBUSY;
-	if (!pthread_equal(loop->ring_thread, pthread_self()) &&
-	    coil__ring_rebind(loop->ring) == 0)
-		loop->ring_thread = pthread_self();
+	/* By kernel thread id: a pthread_t is reused by the next thread
+	 * created once the old one is joined (a runtime restarting its
+	 * workers), and the ring's single issuer is a kernel task. */
+	pid_t tid = gettid();
+	if (loop->ring_tid != tid && coil__ring_rebind(loop->ring) == 0)
+		loop->ring_tid = tid;
 	loop->running = true;
 	loop->thread = pthread_self();
 	coil__running_loop = loop;

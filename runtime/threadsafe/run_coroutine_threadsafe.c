@@ -40,11 +40,14 @@
  * with COIL_ECLOSED, and the close delivers queued done-callbacks instead of
  * dropping them, so task_ended runs.
  *
- * Threads: `task` belongs to the thread running the loop; everything else
- * of the bridge is written before the hand-off and only read afterwards.
- * Today each loop has one thread; with the multi-core scheduler the task may
- * run on any worker, and the same hand-off goes to a worker's inbox or to
- * the runtime's injection queue.
+ * Threads: `task` is under task_lock (on a runtime the hand-off, the task
+ * and a cancellation may run on three workers); everything else of the
+ * bridge is written before the hand-off and only read afterwards. The
+ * hand-off goes to a loop's inbox, or for COIL_ANY_WORKER to the runtime's
+ * injection queue, and spawns the task pinned to the worker running it, so
+ * that `task` and the done-callback are in place before the task's first
+ * step; the trampoline then unpins it unless the caller asked for a pinned
+ * task.
  */
 #include "alloc.h"
 #include "core.h"
@@ -59,10 +62,23 @@ typedef struct bridge {
 	size_t stack_size;
 	coil_dtor result_dtor;
 	bool pinned;
-	/* The loop's thread only: our reference to the task until fn has
-	 * returned (or the task ended without running it), else NULL. */
+	/* Our reference to the task until fn has returned (or the task ended
+	 * without running it), else NULL; under task_lock, since on a runtime
+	 * the task, the hand-off and a cancellation may each be on another
+	 * worker. */
+	coil__spin_t task_lock;
 	coil_task_t *task;
 } bridge_t;
+
+/* Takes the bridge's task reference (NULL if already taken). */
+static coil_task_t *take_task(bridge_t *b)
+{
+	coil__spin_lock(&b->task_lock);
+	coil_task_t *t = b->task;
+	b->task = NULL;
+	coil__spin_unlock(&b->task_lock);
+	return t;
+}
 
 static bridge_t *bridge_of(coil_cfuture_t *f)
 {
@@ -99,10 +115,14 @@ static void task_ended(coil_future_t *f, void *arg);
 static int trampoline(void *arg, void **result)
 {
 	bridge_t *b = arg;
+	/* Spawned pinned so that the hand-off had finished with it before
+	 * it first ran (it could be stolen otherwise); from here on it may
+	 * move, unless the caller asked for a pinned task. */
+	if (!b->pinned)
+		coil__task_unpin_cur();
 	void *res = NULL;
 	int ret = b->fn(b->arg, &res);
-	coil_task_t *t = b->task;
-	b->task = NULL;
+	coil_task_t *t = take_task(b);
 	coil_future_remove_done_callback(coil_task_future(t), task_ended, b);
 	char *msg = NULL;
 	if (ret != 0) {
@@ -122,7 +142,7 @@ static int trampoline(void *arg, void **result)
 		if (ret != -ECANCELED &&
 		    atomic_load_explicit(&b->cf.refs, memory_order_relaxed) > 1) {
 			msg = coil__take_errmsg();
-			t->fut.retrieved = true;
+			atomic_store_explicit(&t->fut.retrieved, true, memory_order_relaxed);
 		}
 	}
 	/* The loop keeps its own reference until the task has ended. */
@@ -140,8 +160,7 @@ static void task_ended(coil_future_t *f, void *arg)
 	int ret = coil_future_exception(f);
 	const char *m = coil_future_error_message(f);
 	char *msg = ret != -ECANCELED && m ? coil__strdup(m) : NULL;
-	coil_task_detach(b->task);
-	b->task = NULL;
+	coil_task_detach(take_task(b));
 	finish(b, ret, NULL, msg);
 }
 
@@ -158,14 +177,16 @@ static void handoff_run(void *arg)
 		.name = b->name,
 		.stack_size = b->stack_size,
 		.result_dtor = NULL, /* the result goes to the future */
-		.pinned = b->pinned,
+		.pinned = true,      /* until its first step: see trampoline */
 	};
 	coil_task_t *t;
 	int rc = coil_loop_create_task(b->cf.loop, &t, trampoline, b, &o);
 	if (rc == 0) {
 		rc = coil_future_add_done_callback(coil_task_future(t), task_ended, b);
 		if (rc == 0) {
+			coil__spin_lock(&b->task_lock);
 			b->task = t;
+			coil__spin_unlock(&b->task_lock);
 			return;
 		}
 		/* Nothing would see the task end if it never ran: keep it
@@ -188,8 +209,15 @@ static void handoff_dropped(void *arg)
 static void cancel_run(void *arg)
 {
 	bridge_t *b = arg;
-	if (b->task)
-		coil_task_cancel(b->task, NULL);
+	coil__spin_lock(&b->task_lock);
+	coil_task_t *t = b->task;
+	if (t)
+		coil_future_ref(coil_task_future(t));
+	coil__spin_unlock(&b->task_lock);
+	if (t) {
+		coil_task_cancel(t, NULL);
+		coil_task_detach(t);
+	}
 	coil_cfuture_release(&b->cf);
 }
 
