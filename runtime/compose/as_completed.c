@@ -14,8 +14,13 @@
  * each future until it is destroyed, so the futures it yields stay valid.
  * A task cancelled in next loses nothing: the completion stays recorded.
  *
- * Threads: the loop's thread only; cross-worker use arrives with the
- * scheduler.
+ * Threads: the futures may complete on any worker of the runtime, and
+ * their callbacks run on their own loops; the task calling next may run on
+ * any worker. `yielded` is read by ac_ready under the set's lock, so next
+ * reads and advances it under that lock too; `expired` and `deadline`
+ * belong to the tasks calling next, one at a time (a second one waiting
+ * gets -EBUSY). Destroying the iterator while another task is inside next
+ * is defined only while that task is suspended in it.
  */
 #include "alloc.h"
 #include "fset.h"
@@ -73,7 +78,10 @@ int coil_as_completed_next(coil_as_completed_t *it, coil_future_t **f)
 	if (!it || !f)
 		return -EINVAL;
 	coil__fset_t *s = it->set;
-	if (it->yielded == s->n)
+	coil__lock(&s->lock);
+	bool all = it->yielded == s->n;
+	coil__unlock(&s->lock);
+	if (all)
 		return COIL_EDONE;
 	coil_task_t *t;
 	int rc = coil__suspend_check(&t);
@@ -89,11 +97,14 @@ int coil_as_completed_next(coil_as_completed_t *it, coil_future_t **f)
 		else if (rc)
 			return rc; /* on COIL_ECLOSED, it may be gone */
 	}
+	rc = -ETIMEDOUT;
+	coil__lock(&s->lock);
 	if (s->nord > it->yielded) {
 		*f = s->slots[s->order[it->yielded++]].f;
-		return 0;
+		rc = 0;
 	}
-	return -ETIMEDOUT;
+	coil__unlock(&s->lock);
+	return rc;
 }
 
 void coil_as_completed_destroy(coil_as_completed_t *it)

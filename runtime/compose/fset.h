@@ -20,16 +20,26 @@
  * so they always run. Plain futures never keep a callback after detach: a
  * pending future released by its owner frees its callbacks unrun.
  *
- * Protocol: the waiting task is woken exactly once per suspension, by the
- * first of: a callback that finds ready() true, the deadline timer (the
- * waiter's own coil__timer_t, which the loop fires with
- * coil__waiter_wake), cancellation (through the waiter's cancel hook), or
- * detach by another party (COIL_ECLOSED). Each waker clears s->waiter and
- * takes the timer out of the heap before waking; the timer, which the loop
- * fires by itself, is recognised by its idx being gone while armed.
+ * Protocol: the waiting task is woken exactly once per suspension, by
+ * whoever claims its waiter first (coil__waiter_claim): a callback that
+ * finds ready() true, the deadline timer (armed with
+ * coil__waiter_timer_arm, which wakes with 0), cancellation (through the
+ * waiter's cancel hook), or detach by another party (COIL_ECLOSED). A
+ * callback or a detach that wins the claim clears s->waiter; the cancel
+ * hook clears it for a canceller; after a timer wake-up the task clears it
+ * itself, and tells the timeout from the clock.
  *
- * Threads: the loop's thread only; cross-worker use arrives with the
- * scheduler.
+ * Threads: the owner's task and the waiting task may run on any worker, and
+ * each done-callback runs on its future's loop, which may be another
+ * worker's thread. `lock` (a spinlock, free of cost until a multi-worker
+ * runtime exists) guards refs, detached, waiter, nord and order, each
+ * slot's `watched`, and the primitive's own state that ready() and the
+ * owner read (ready() is always called under it). It is never held across
+ * a suspension, a future's own lock (adding and removing callbacks happen
+ * outside it) or a wake-up: a waiter is claimed under the lock and woken
+ * after it is dropped. The futures may belong to different loops of one
+ * runtime; their loops share one clock (the virtual clock needs a single
+ * worker), so `loop` is only where deadlines are read.
  */
 #ifndef COIL_RUNTIME_COMPOSE_FSET_H
 #define COIL_RUNTIME_COMPOSE_FSET_H
@@ -46,13 +56,13 @@ typedef struct coil__fslot {
 } coil__fslot_t;
 
 struct coil__fset {
+	coil__spin_t lock;        /* see "Threads" above */
 	uint32_t refs;
-	bool detached;            /* the owner left */
-	bool keep_tasks;          /* see above */
-	bool armed;               /* the waiter's timer was added */
+	bool detached;            /* the owner stopped watching, or left */
+	bool keep_tasks;          /* see above; set before watching */
 	coil__waiter_t *waiter;   /* the task waiting, or NULL */
-	coil_loop_t *loop;
-	bool (*ready)(coil__fset_t *s);
+	coil_loop_t *loop;        /* the clock deadlines are read on */
+	bool (*ready)(coil__fset_t *s); /* called under lock */
 	void *ctx;                /* the primitive's own state */
 	int64_t until;            /* completions from then on are not
 				   * recorded (COIL_FOREVER: always are) */
@@ -64,7 +74,8 @@ struct coil__fset {
 
 /*
  * Makes a set over fs[0..n) (n may be 0) whose waiter wakes when
- * ready(s) is true. Checks the futures (none NULL, all of one loop).
+ * ready(s) is true. Checks the futures (none NULL, all of one loop or of
+ * loops of one runtime).
  * Returns 0, -EINVAL, or -ENOMEM. Watches nothing yet.
  */
 int coil__fset_create(coil__fset_t **out, coil_future_t *const *fs, size_t n,
@@ -94,7 +105,8 @@ void coil__fset_detach(coil__fset_t *s);
 /* True if f ended with an error (not a cancellation). */
 static inline bool coil__future_failed(const coil_future_t *f)
 {
-	return f->state == COIL__F_ERROR;
+	return atomic_load_explicit(&((coil_future_t *)f)->state,
+				    memory_order_acquire) == COIL__F_ERROR;
 }
 
 /* Deadline `delay` ns from the loop's now; COIL_FOREVER stays so. */

@@ -14,8 +14,11 @@
  * retrieved"). Cancelling the gathering task cancels the children that are
  * not done, as cancelling asyncio's gather future does.
  *
- * Threads: the loop's thread only; cross-worker use arrives with the
- * scheduler.
+ * Threads: the children may run, and complete, on any worker of the
+ * runtime; their done-callbacks run on their own loops. `struct gather`
+ * is read and written only by gather_ready, which the set always calls
+ * under its lock, and by coil_gather after coil__fset_detach, whose lock
+ * orders it after every callback that looked at it.
  */
 #include "fset.h"
 
@@ -27,7 +30,7 @@ struct gather {
 
 static bool failed_or_cancelled(const coil_future_t *f)
 {
-	return f->state == COIL__F_ERROR || f->state == COIL__F_CANCELLED;
+	return coil__future_failed(f) || coil_future_cancelled(f);
 }
 
 static bool gather_ready(coil__fset_t *s)

@@ -9,8 +9,9 @@
  * callback holds nothing, so a pending plain future released by its owner
  * simply frees it.
  *
- * Threads: the loop's thread only; cross-worker use arrives with the
- * scheduler.
+ * Threads: f may complete on any worker; the callback runs on f's loop
+ * and touches nothing but f. Two tasks shielding one future at once may
+ * leave two callbacks, which only mark the same error retrieved twice.
  */
 #include "fset.h"
 

@@ -8,8 +8,11 @@
  * nor the cancellation of the waiting task cancels any future; every
  * callback the set registered is removed before returning.
  *
- * Threads: the loop's thread only; cross-worker use arrives with the
- * scheduler.
+ * Threads: the futures may complete on any worker of the runtime; their
+ * done-callbacks run on their own loops. `struct waitc` is touched only by
+ * wait_ready, which the set calls under its lock; the deadline timer is
+ * armed on the worker the calling task runs on, and the task stays there
+ * until the wait is over (fset.c).
  */
 #include <limits.h>
 

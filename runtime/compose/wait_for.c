@@ -18,8 +18,16 @@
  * pending, and then holds our reference to the handle; an entered scope
  * must be left by its task before its storage goes away.
  *
- * Threads: the loop's thread only; cross-worker use arrives with the
- * scheduler.
+ * Threads: the deadline callback is a handle on the loop of the worker
+ * the task enters the scope on, and handles never migrate; so the task is
+ * pinned there (coil__task_pin_cur) from entering the scope to leaving it
+ * (on every path, coil_wait_for's included), and the scope's fields are
+ * only touched on that worker's thread: by the task and by the callback.
+ * The callback cancels the task with coil_task_cancel, which is safe
+ * against cancellations from other threads. Rescheduling is for the task
+ * inside: with a multi-worker runtime, others get -EXDEV, as they cannot
+ * know that they run on that worker. A scope from coil_timeout_create that
+ * is destroyed while still entered is destroyed on that worker too.
  */
 #include "alloc.h"
 #include "fset.h"
@@ -50,13 +58,23 @@ static void timeout_fire(void *arg)
 	coil_task_cancel(t->task, NULL);
 }
 
+/* The scope's loop: the calling thread's, where the task inside is pinned
+ * (without a multi-worker runtime, a plain thread may reschedule: the
+ * task's own loop then). */
+static coil_loop_t *scope_loop(const coil_timeout_t *t)
+{
+	coil_loop_t *loop = coil_get_running_loop();
+	return loop ? loop : t->task->fut.loop;
+}
+
+/* Arms the deadline callback on the scope's loop. */
 static int timeout_arm(coil_timeout_t *t, int64_t when)
 {
 	timeout_disarm(t);
 	t->when = when;
 	if (when == COIL_FOREVER)
 		return 0;
-	coil_loop_t *loop = t->task->fut.loop;
+	coil_loop_t *loop = scope_loop(t);
 	if (when <= coil__loop_now(loop))
 		return coil_loop_call_soon(loop, timeout_fire, t, &t->handle);
 	return coil_loop_call_at(loop, when, timeout_fire, t, &t->handle);
@@ -76,12 +94,18 @@ int coil_timeout_enter_at(coil_timeout_t *t, int64_t when_ns)
 		return COIL_EINVALSTATE;
 	t->task = task;
 	t->handle = NULL;
-	t->cancelling = task->cancel_requests;
+	t->cancelling = atomic_load_explicit(&task->cancel_requests,
+					     memory_order_relaxed);
 	t->relative = false;
 	t->state = TO_CREATED;
+	/* Pinned before arming: the handle is this worker's, and must be
+	 * cancelled from here (see the top of this file). */
+	coil__task_pin_cur();
 	int rc = timeout_arm(t, when_ns);
-	if (rc)
+	if (rc) {
+		coil__task_unpin_cur();
 		return rc;
+	}
 	t->state = TO_ENTERED;
 	return 0;
 }
@@ -93,7 +117,8 @@ int coil_timeout_enter(coil_timeout_t *t, int64_t delay_ns)
 	coil_task_t *task = coil_current_task();
 	if (!task)
 		return COIL_EINVALSTATE;
-	return coil_timeout_enter_at(t, coil__deadline(task->fut.loop, delay_ns));
+	return coil_timeout_enter_at(t, coil__deadline(coil_get_running_loop(),
+						       delay_ns));
 }
 
 int coil_timeout_exit(coil_timeout_t *t)
@@ -105,6 +130,7 @@ int coil_timeout_exit(coil_timeout_t *t)
 	if (coil_current_task() != t->task)
 		return COIL_EINVALSTATE;
 	timeout_disarm(t);
+	coil__task_unpin_cur();
 	if (t->state == TO_ENTERED) {
 		t->state = TO_EXITED;
 		return 0;
@@ -115,12 +141,25 @@ int coil_timeout_exit(coil_timeout_t *t)
 	return -ECANCELED;
 }
 
+/*
+ * Whether the caller may move the deadline: the task inside the scope
+ * (pinned to the worker whose loop holds the callback), or anyone while no
+ * multi-worker runtime exists. Nothing else can know that it runs on the
+ * scope's worker, as tasks migrate.
+ */
+static bool on_scope_thread(const coil_timeout_t *t)
+{
+	return !coil__mt() || coil_current_task() == t->task;
+}
+
 int coil_timeout_reschedule_at(coil_timeout_t *t, int64_t when_ns)
 {
 	if (!t || !when_valid(when_ns))
 		return -EINVAL;
 	if (t->state != TO_ENTERED)
 		return COIL_EINVALSTATE;
+	if (!on_scope_thread(t))
+		return -EXDEV;
 	return timeout_arm(t, when_ns);
 }
 
@@ -130,7 +169,9 @@ int coil_timeout_reschedule(coil_timeout_t *t, int64_t delay_ns)
 		return -EINVAL;
 	if (t->state != TO_ENTERED)
 		return COIL_EINVALSTATE;
-	return timeout_arm(t, coil__deadline(t->task->fut.loop, delay_ns));
+	if (!on_scope_thread(t))
+		return -EXDEV;
+	return timeout_arm(t, coil__deadline(scope_loop(t), delay_ns));
 }
 
 bool coil_timeout_expired(const coil_timeout_t *t)

@@ -21,9 +21,13 @@
  * its next await). A waiter cancelled before is unlinked by its cancel hook
  * and counts itself out; the barrier stays usable, as in asyncio.
  *
- * Threads: all state belongs to the thread of the loop the barrier's tasks
- * run on; wake-ups go through coil__waiter_wake, which the multi-core
- * scheduler will make safe across workers.
+ * Threads: the barrier's tasks may run on different workers. `lock` (a
+ * spinlock, free of cost until a multi-worker runtime exists) guards the
+ * state, the count and both lists, and is never held across a suspension.
+ * Letting waiters go claims each one (coil__waiter_claim) and moves it to
+ * a list of the waker's own under the spinlock; they are woken after it is
+ * dropped. A waiter that a canceller claimed first stays linked until the
+ * cancel hook, which takes the spinlock, unlinks it.
  */
 #include "coil/sync.h"
 #include "core.h"
@@ -31,6 +35,7 @@
 enum { FILLING, DRAINING, RESETTING, BROKEN };
 
 struct coil_barrier {
+	coil__spin_t lock;        /* every field but parties */
 	int parties;
 	int count;                /* tasks inside wait */
 	int state;
@@ -38,11 +43,30 @@ struct coil_barrier {
 	coil__list_t blocked;
 };
 
+/* The cancel hook: the canceller has claimed w. */
 static void waiter_unlink(coil__waiter_t *w)
 {
+	coil_barrier_t *b = w->source;
+	coil__lock(&b->lock);
 	coil__list_del(&w->cb.link);
+	coil__unlock(&b->lock);
 }
 
+/* Under the lock: moves the waiters of l that can be claimed to `to`. */
+static void take_all(coil__list_t *l, coil__list_t *to)
+{
+	coil__list_t *p = l->next;
+	while (p != l) {
+		coil__list_t *next = p->next;
+		if (coil__waiter_claim(coil__container_of(p, coil__waiter_t, cb.link))) {
+			coil__list_del(p);
+			coil__list_push(to, p);
+		}
+		p = next;
+	}
+}
+
+/* Without the lock: wakes the waiters take_all took. */
 static void wake_all(coil__list_t *l, int code)
 {
 	while (!coil__list_empty(l)) {
@@ -52,27 +76,13 @@ static void wake_all(coil__list_t *l, int code)
 	}
 }
 
-/* Suspends the calling task on l; checks first for a cancellation that
- * reached the task since its last suspension. */
-static int wait_on(coil_barrier_t *b, coil__list_t *l)
-{
-	coil_task_t *t;
-	int rc = coil__suspend_check(&t);
-	if (rc)
-		return rc;
-	coil__waiter_t w;
-	coil__waiter_init(&w, t, waiter_unlink, b);
-	coil__list_push(l, &w.cb.link);
-	return coil__task_suspend(&w);
-}
-
-/* Counts a task out; the last one out of a drained or reset round opens
- * the barrier to newcomers. */
-static void leave(coil_barrier_t *b)
+/* Under the lock: counts a task out; the last one out of a drained or
+ * reset round opens the barrier to newcomers, moved to `open`. */
+static void leave(coil_barrier_t *b, coil__list_t *open)
 {
 	if (--b->count == 0 && (b->state == DRAINING || b->state == RESETTING)) {
 		b->state = FILLING;
-		wake_all(&b->blocked, 0);
+		take_all(&b->blocked, open);
 	}
 }
 
@@ -83,6 +93,7 @@ int coil_barrier_create(coil_barrier_t **out, int parties)
 	coil_barrier_t *b = coil__calloc(sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	atomic_init(&b->lock.v, 0);
 	b->parties = parties;
 	b->state = FILLING;
 	coil__list_init(&b->waiting);
@@ -95,10 +106,37 @@ int coil_barrier_destroy(coil_barrier_t *b)
 {
 	if (!b)
 		return -EINVAL;
-	if (b->count || !coil__list_empty(&b->blocked))
+	coil__lock(&b->lock);
+	bool busy = b->count || !coil__list_empty(&b->blocked);
+	coil__unlock(&b->lock);
+	if (busy)
 		return -EBUSY;
 	coil__free(b, sizeof(*b));
 	return 0;
+}
+
+/*
+ * Waits until the barrier fills or drains; returns with the lock held and
+ * 0, or without it and the error. Checks for a cancellation that reached
+ * the task since its last suspension before each wait.
+ */
+static int enter(coil_barrier_t *b, coil_task_t **out)
+{
+	for (;;) {
+		int rc = coil__suspend_check(out);
+		if (rc)
+			return rc;
+		coil__lock(&b->lock);
+		if (b->state != DRAINING && b->state != RESETTING)
+			return 0;
+		coil__waiter_t w;
+		coil__waiter_init(&w, *out, waiter_unlink, b);
+		coil__list_push(&b->blocked, &w.cb.link);
+		coil__unlock(&b->lock);
+		rc = coil__task_suspend(&w);
+		if (rc)
+			return rc;
+	}
 }
 
 int coil_barrier_wait(coil_barrier_t *b)
@@ -106,44 +144,55 @@ int coil_barrier_wait(coil_barrier_t *b)
 	if (!b)
 		return -EINVAL;
 	coil_task_t *t;
-	int rc = coil__suspend_check(&t);
+	int rc = enter(b, &t);
 	if (rc)
 		return rc;
-	while (b->state == DRAINING || b->state == RESETTING) {
-		rc = wait_on(b, &b->blocked);
-		if (rc)
-			return rc;
-	}
-	if (b->state == BROKEN)
+	if (b->state == BROKEN) {
+		coil__unlock(&b->lock);
 		return -EPIPE;
+	}
+	coil__list_t pass, open;
+	coil__list_init(&pass);
+	coil__list_init(&open);
 	int index = b->count++;
 	if (index + 1 == b->parties) {
 		b->state = DRAINING;
-		wake_all(&b->waiting, 0);
+		take_all(&b->waiting, &pass);
 	} else {
-		rc = wait_on(b, &b->waiting);
-		if (rc) {
-			leave(b);
-			return rc;
-		}
+		coil__waiter_t w;
+		coil__waiter_init(&w, t, waiter_unlink, b);
+		coil__list_push(&b->waiting, &w.cb.link);
+		coil__unlock(&b->lock);
+		rc = coil__task_suspend(&w);
+		coil__lock(&b->lock);
 	}
-	leave(b);
-	return index;
+	leave(b, &open);
+	coil__unlock(&b->lock);
+	wake_all(&pass, 0);
+	wake_all(&open, 0);
+	return rc ? rc : index;
 }
 
 int coil_barrier_reset(coil_barrier_t *b)
 {
 	if (!b)
 		return -EINVAL;
+	coil__list_t out, open;
+	coil__list_init(&out);
+	coil__list_init(&open);
+	coil__lock(&b->lock);
 	if (b->count > 0) {
 		if (b->state != RESETTING) {
 			b->state = RESETTING;
-			wake_all(&b->waiting, -EPIPE);
+			take_all(&b->waiting, &out);
 		}
 	} else {
 		b->state = FILLING;
-		wake_all(&b->blocked, 0);
+		take_all(&b->blocked, &open);
 	}
+	coil__unlock(&b->lock);
+	wake_all(&out, -EPIPE);
+	wake_all(&open, 0);
 	return 0;
 }
 
@@ -151,10 +200,17 @@ int coil_barrier_abort(coil_barrier_t *b)
 {
 	if (!b)
 		return -EINVAL;
+	coil__list_t out, open;
+	coil__list_init(&out);
+	coil__list_init(&open);
+	coil__lock(&b->lock);
 	b->state = BROKEN;
-	wake_all(&b->waiting, -EPIPE);
+	take_all(&b->waiting, &out);
 	/* Held newcomers look again and find the barrier broken. */
-	wake_all(&b->blocked, 0);
+	take_all(&b->blocked, &open);
+	coil__unlock(&b->lock);
+	wake_all(&out, -EPIPE);
+	wake_all(&open, 0);
 	return 0;
 }
 
@@ -165,10 +221,22 @@ int coil_barrier_parties(const coil_barrier_t *b)
 
 int coil_barrier_n_waiting(const coil_barrier_t *b)
 {
-	return b && b->state == FILLING ? b->count : 0;
+	if (!b)
+		return 0;
+	coil_barrier_t *m = (coil_barrier_t *)b;
+	coil__lock(&m->lock);
+	int n = m->state == FILLING ? m->count : 0;
+	coil__unlock(&m->lock);
+	return n;
 }
 
 bool coil_barrier_broken(const coil_barrier_t *b)
 {
-	return b && b->state == BROKEN;
+	if (!b)
+		return false;
+	coil_barrier_t *m = (coil_barrier_t *)b;
+	coil__lock(&m->lock);
+	bool broken = m->state == BROKEN;
+	coil__unlock(&m->lock);
+	return broken;
 }

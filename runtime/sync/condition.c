@@ -2,7 +2,7 @@
  * runtime/sync/condition.c: asyncio.Condition (see coil/sync.h).
  *
  * A condition is a list of waiters over a lock (its own, or one the caller
- * gives). wait releases the lock, queues the task and suspends; notify
+ * gives). wait queues the task, releases the lock and suspends; notify
  * unlinks up to n waiters in arrival order and wakes them with 0. A woken
  * or cancelled waiter then re-acquires the lock before wait returns, and
  * keeps trying when that acquire is itself cancelled (asyncio's "must
@@ -15,9 +15,17 @@
  * A waiter cancelled before it was notified is unlinked by its cancel hook
  * and never consumes a notification.
  *
- * Threads: all state belongs to the thread of the loop the condition's
- * tasks run on; wake-ups go through coil__waiter_wake, which the multi-core
- * scheduler will make safe across workers.
+ * Threads: the condition's tasks may run on different workers. `lock` (a
+ * spinlock, free of cost until a multi-worker runtime exists) guards the
+ * waiter list; it is never held across a suspension nor together with the
+ * coil_lock's own spinlock. wait queues its waiter before it releases the
+ * coil_lock: released first, a task on another worker could take the lock,
+ * change the state and notify before the waiter is in the list, and the
+ * notification would be lost. notify claims the waiters it takes
+ * (coil__waiter_claim) and unlinks them under the spinlock, and wakes them
+ * after dropping it. A waiter that a canceller claimed first stays linked
+ * until the cancel hook, which takes the spinlock, unlinks it; notify
+ * passes over it and does not count it.
  */
 #include <limits.h>
 
@@ -25,14 +33,19 @@
 #include "core.h"
 
 struct coil_condition {
-	coil_lock_t *lock;
+	coil__spin_t lock;        /* waiters */
+	coil_lock_t *mutex;       /* the coil_lock the condition is over */
 	bool own_lock;            /* created with it, freed with it */
 	coil__list_t waiters;     /* coil__waiter_t, by cb.link, in order */
 };
 
+/* The cancel hook: the canceller has claimed w. */
 static void waiter_unlink(coil__waiter_t *w)
 {
+	coil_condition_t *c = w->source;
+	coil__lock(&c->lock);
 	coil__list_del(&w->cb.link);
+	coil__unlock(&c->lock);
 }
 
 int coil_condition_create(coil_condition_t **out, coil_lock_t *lock)
@@ -42,6 +55,7 @@ int coil_condition_create(coil_condition_t **out, coil_lock_t *lock)
 	coil_condition_t *c = coil__calloc(sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	atomic_init(&c->lock.v, 0);
 	if (!lock) {
 		int rc = coil_lock_create(&lock);
 		if (rc) {
@@ -50,7 +64,7 @@ int coil_condition_create(coil_condition_t **out, coil_lock_t *lock)
 		}
 		c->own_lock = true;
 	}
-	c->lock = lock;
+	c->mutex = lock;
 	coil__list_init(&c->waiters);
 	*out = c;
 	return 0;
@@ -60,10 +74,13 @@ int coil_condition_destroy(coil_condition_t *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (!coil__list_empty(&c->waiters))
+	coil__lock(&c->lock);
+	bool busy = !coil__list_empty(&c->waiters);
+	coil__unlock(&c->lock);
+	if (busy)
 		return -EBUSY;
 	if (c->own_lock) {
-		int rc = coil_lock_destroy(c->lock);
+		int rc = coil_lock_destroy(c->mutex);
 		if (rc)
 			return rc;
 	}
@@ -73,17 +90,32 @@ int coil_condition_destroy(coil_condition_t *c)
 
 coil_lock_t *coil_condition_lock(coil_condition_t *c)
 {
-	return c ? c->lock : NULL;
+	return c ? c->mutex : NULL;
 }
 
+/* Wakes up to n waiters with 0; returns how many. */
 static int wake_some(coil_condition_t *c, int n)
 {
 	int woken = 0;
-	while (woken < n && !coil__list_empty(&c->waiters)) {
-		coil__list_t *node = c->waiters.next;
+	coil__list_t list;
+	coil__list_init(&list);
+	coil__lock(&c->lock);
+	coil__list_t *p = c->waiters.next;
+	while (woken < n && p != &c->waiters) {
+		coil__list_t *next = p->next;
+		if (coil__waiter_claim(coil__container_of(p, coil__waiter_t, cb.link))) {
+			coil__list_del(p);
+			coil__list_push(&list, p);
+			woken++;
+		}
+		p = next;
+	}
+	coil__unlock(&c->lock);
+	/* Ours alone now: claimed waiters' tasks stay suspended until woken. */
+	while (!coil__list_empty(&list)) {
+		coil__list_t *node = list.next;
 		coil__list_del(node);
 		coil__waiter_wake(coil__container_of(node, coil__waiter_t, cb.link), 0);
-		woken++;
 	}
 	return woken;
 }
@@ -96,7 +128,7 @@ static int reacquire(coil_condition_t *c, int code)
 {
 	int err = code;
 	for (;;) {
-		int rc = coil_lock_acquire(c->lock);
+		int rc = coil_lock_acquire(c->mutex);
 		if (rc == 0)
 			break;
 		if (rc == -ECANCELED) {
@@ -107,7 +139,7 @@ static int reacquire(coil_condition_t *c, int code)
 		/* COIL_ECLOSED: the loop is force-closing the task and every
 		 * await fails at once. Take the lock if it is free; there is no
 		 * way to wait for it. */
-		(void)coil_lock_acquire_nowait(c->lock);
+		(void)coil_lock_acquire_nowait(c->mutex);
 		if (err == 0 || err == -ECANCELED)
 			err = rc;
 		break;
@@ -125,12 +157,25 @@ int coil_condition_wait(coil_condition_t *c)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	rc = coil_lock_release(c->lock);
-	if (rc)
-		return rc;
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, waiter_unlink, c);
+	coil__lock(&c->lock);
 	coil__list_push(&c->waiters, &w.cb.link);
+	coil__unlock(&c->lock);
+	rc = coil_lock_release(c->mutex);
+	if (rc) {
+		/* Not the lock's holder: withdraw, unless a notify took the
+		 * waiter meanwhile; then take its wake-up, which is already on
+		 * its way, and pass the notification on. */
+		coil__lock(&c->lock);
+		bool mine = coil__waiter_claim(&w);
+		if (mine)
+			coil__list_del(&w.cb.link);
+		coil__unlock(&c->lock);
+		if (!mine && coil__task_suspend(&w) == 0)
+			wake_some(c, 1);
+		return rc;
+	}
 	return reacquire(c, coil__task_suspend(&w));
 }
 
@@ -155,7 +200,7 @@ int coil_condition_notify(coil_condition_t *c, int n)
 {
 	if (!c || n < 0)
 		return -EINVAL;
-	if (!coil_lock_locked(c->lock))
+	if (!coil_lock_locked(c->mutex))
 		return COIL_EINVALSTATE;
 	return wake_some(c, n);
 }

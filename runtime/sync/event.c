@@ -7,21 +7,30 @@
  * waiter futures already hold True). A waiter cancelled while waiting is
  * unlinked by its cancel hook.
  *
- * Threads: all state belongs to the thread of the loop the event's tasks
- * run on; wake-ups go through coil__waiter_wake, which the multi-core
- * scheduler will make safe across workers.
+ * Threads: the event's tasks may run on different workers. `lock` (a
+ * spinlock, free of cost until a multi-worker runtime exists) guards `set`
+ * and the waiter list, and is never held across a suspension. set() claims
+ * each waiter (coil__waiter_claim) and moves it to a list of its own under
+ * the spinlock, and wakes them after dropping it, so that a woken task may
+ * destroy the event at once. A waiter that a canceller claimed first stays
+ * linked until the cancel hook, which takes the spinlock, unlinks it.
  */
 #include "coil/sync.h"
 #include "core.h"
 
 struct coil_event {
+	coil__spin_t lock;        /* the fields below */
 	bool set;
 	coil__list_t waiters;     /* coil__waiter_t, by cb.link, in order */
 };
 
+/* The cancel hook: the canceller has claimed w. */
 static void waiter_unlink(coil__waiter_t *w)
 {
+	coil_event_t *e = w->source;
+	coil__lock(&e->lock);
 	coil__list_del(&w->cb.link);
+	coil__unlock(&e->lock);
 }
 
 int coil_event_create(coil_event_t **out)
@@ -31,6 +40,7 @@ int coil_event_create(coil_event_t **out)
 	coil_event_t *e = coil__calloc(sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	atomic_init(&e->lock.v, 0);
 	coil__list_init(&e->waiters);
 	*out = e;
 	return 0;
@@ -40,7 +50,10 @@ int coil_event_destroy(coil_event_t *e)
 {
 	if (!e)
 		return -EINVAL;
-	if (!coil__list_empty(&e->waiters))
+	coil__lock(&e->lock);
+	bool busy = !coil__list_empty(&e->waiters);
+	coil__unlock(&e->lock);
+	if (busy)
 		return -EBUSY;
 	coil__free(e, sizeof(*e));
 	return 0;
@@ -50,11 +63,25 @@ int coil_event_set(coil_event_t *e)
 {
 	if (!e)
 		return -EINVAL;
-	if (e->set)
-		return 0;
-	e->set = true;
-	while (!coil__list_empty(&e->waiters)) {
-		coil__list_t *n = e->waiters.next;
+	coil__list_t woken;
+	coil__list_init(&woken);
+	coil__lock(&e->lock);
+	if (!e->set) {
+		e->set = true;
+		coil__list_t *p = e->waiters.next;
+		while (p != &e->waiters) {
+			coil__list_t *next = p->next;
+			if (coil__waiter_claim(coil__container_of(p, coil__waiter_t, cb.link))) {
+				coil__list_del(p);
+				coil__list_push(&woken, p);
+			}
+			p = next;
+		}
+	}
+	coil__unlock(&e->lock);
+	/* Ours alone now: claimed waiters' tasks stay suspended until woken. */
+	while (!coil__list_empty(&woken)) {
+		coil__list_t *n = woken.next;
 		coil__list_del(n);
 		coil__waiter_wake(coil__container_of(n, coil__waiter_t, cb.link), 0);
 	}
@@ -65,13 +92,21 @@ int coil_event_clear(coil_event_t *e)
 {
 	if (!e)
 		return -EINVAL;
+	coil__lock(&e->lock);
 	e->set = false;
+	coil__unlock(&e->lock);
 	return 0;
 }
 
 bool coil_event_is_set(const coil_event_t *e)
 {
-	return e && e->set;
+	if (!e)
+		return false;
+	coil_event_t *m = (coil_event_t *)e;
+	coil__lock(&m->lock);
+	bool set = m->set;
+	coil__unlock(&m->lock);
+	return set;
 }
 
 int coil_event_wait(coil_event_t *e)
@@ -80,10 +115,16 @@ int coil_event_wait(coil_event_t *e)
 		return -EINVAL;
 	coil_task_t *t;
 	int rc = coil__suspend_check(&t);
-	if (rc || e->set)
+	if (rc)
 		return rc;
+	coil__lock(&e->lock);
+	if (e->set) {
+		coil__unlock(&e->lock);
+		return 0;
+	}
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, waiter_unlink, e);
 	coil__list_push(&e->waiters, &w.cb.link);
+	coil__unlock(&e->lock);
 	return coil__task_suspend(&w);
 }

@@ -24,9 +24,18 @@
  * a cancelled getter never swallows an item, a cancelled putter never puts
  * one, and what a woken waiter was handed stays its own.
  *
- * Threads: all state belongs to the thread of the loop the queue's tasks
- * run on; wake-ups go through coil__waiter_wake, which the multi-core
- * scheduler will make safe across workers.
+ * Threads: the queue's tasks may run on different workers. `lock` (a
+ * spinlock, free of cost until a multi-worker runtime exists) guards the
+ * storage, the counters and the three lists; it is never held across a
+ * suspension. A waker claims the waiter it hands something to
+ * (coil__waiter_claim), unlinks it and hands it over (the item, the stored
+ * slot) under the spinlock, and wakes it after dropping it. A waiter that a
+ * canceller claimed first stays linked until the cancel hook, which takes
+ * the spinlock, unlinks it: wakers pass over it, so the invariants above
+ * hold for the waiters nobody has claimed. The item destructor runs
+ * without the spinlock, on items taken out of the queue first; a priority
+ * queue's compare function runs under it, so it must not use the queue.
+ * Storage grows under the spinlock (one allocation now and then).
  */
 #include <stdint.h>
 
@@ -41,6 +50,7 @@ struct hent {
 };
 
 struct coil_queue {
+	coil__spin_t lock;        /* everything below but kind */
 	coil_queue_kind_t kind;
 	bool shutdown;
 	size_t maxsize;           /* 0: unbounded */
@@ -71,31 +81,61 @@ static int cmp_intptr(const void *a, const void *b, void *arg)
 	return (x > y) - (x < y);
 }
 
+/* The cancel hook: the canceller has claimed w. */
 static void waiter_unlink(coil__waiter_t *w)
 {
+	coil_queue_t *q = w->source;
+	coil__lock(&q->lock);
 	coil__list_del(&w->cb.link);
+	coil__unlock(&q->lock);
 }
 
-/* Unlinks and returns the first waiter of l (which must not be empty). */
-static struct qwaiter *first_waiter(coil__list_t *l)
+/* Under the lock: claims and unlinks the first waiter of l that nobody
+ * else has claimed, or returns NULL. */
+static struct qwaiter *take_first(coil__list_t *l)
 {
-	coil__list_t *n = l->next;
-	coil__list_del(n);
-	return coil__container_of(n, struct qwaiter, w.cb.link);
+	for (coil__list_t *p = l->next; p != l; p = p->next) {
+		struct qwaiter *qw = coil__container_of(p, struct qwaiter, w.cb.link);
+		if (coil__waiter_claim(&qw->w)) {
+			coil__list_del(p);
+			return qw;
+		}
+	}
+	return NULL;
 }
 
+/* Under the lock: moves every waiter of l it can claim to `to`. */
+static void take_all(coil__list_t *l, coil__list_t *to)
+{
+	coil__list_t *p = l->next;
+	while (p != l) {
+		coil__list_t *next = p->next;
+		if (coil__waiter_claim(coil__container_of(p, coil__waiter_t, cb.link))) {
+			coil__list_del(p);
+			coil__list_push(to, p);
+		}
+		p = next;
+	}
+}
+
+/* Without the lock: wakes the waiters take_all took. */
 static void wake_all(coil__list_t *l, int code)
 {
-	while (!coil__list_empty(l))
-		coil__waiter_wake(&first_waiter(l)->w, code);
+	while (!coil__list_empty(l)) {
+		coil__list_t *n = l->next;
+		coil__list_del(n);
+		coil__waiter_wake(coil__container_of(n, coil__waiter_t, cb.link), code);
+	}
 }
 
-/* Suspends the calling task on l until a waker hands it something. */
+/* Queues the calling task on l, drops the lock and suspends until a waker
+ * hands it something. */
 static int wait_on(coil__list_t *l, struct qwaiter *qw, coil_task_t *t,
 		   coil_queue_t *q)
 {
 	coil__waiter_init(&qw->w, t, waiter_unlink, q);
 	coil__list_push(l, &qw->w.cb.link);
+	coil__unlock(&q->lock);
 	return coil__task_suspend(&qw->w);
 }
 
@@ -192,15 +232,38 @@ static void *store_pop(coil_queue_t *q)
 	return item;
 }
 
+/*
+ * Under the lock: moves the stored items out of q into `out` (a queue that
+ * only owns storage), so that their destructor can run without the lock;
+ * each counts as done.
+ */
+static void take_items(coil_queue_t *q, coil_queue_t *out)
+{
+	*out = (coil_queue_t){ .kind = q->kind, .count = q->count, .cap = q->cap,
+			       .head = q->head, .ring = q->ring, .heap = q->heap,
+			       .cmp = q->cmp, .cmp_arg = q->cmp_arg,
+			       .item_dtor = q->item_dtor };
+	q->unfinished = q->unfinished > q->count ? q->unfinished - q->count : 0;
+	q->count = 0;
+	q->cap = 0;
+	q->head = 0;
+	q->ring = NULL;
+	q->heap = NULL;
+}
+
+/* Without the lock: destroys what take_items took, in the order a get
+ * would have returned it, and frees its storage. */
 static void drop_items(coil_queue_t *q)
 {
 	while (q->count) {
 		void *item = store_pop(q);
-		if (q->unfinished)
-			q->unfinished--;
 		if (q->item_dtor)
 			q->item_dtor(item);
 	}
+	if (q->kind == COIL_QUEUE_PRIORITY)
+		coil__free(q->heap, q->cap * sizeof(*q->heap));
+	else
+		coil__free(q->ring, q->cap * sizeof(*q->ring));
 }
 
 /* ---- life ---- */
@@ -216,6 +279,7 @@ int coil_queue_create(coil_queue_t **out, coil_queue_kind_t kind,
 	coil_queue_t *q = coil__calloc(sizeof(*q));
 	if (!q)
 		return -ENOMEM;
+	atomic_init(&q->lock.v, 0);
 	q->kind = kind;
 	q->maxsize = maxsize;
 	q->cmp = cmp_intptr;
@@ -230,18 +294,25 @@ int coil_queue_set_compare(coil_queue_t *q, coil_queue_cmp cmp, void *arg)
 {
 	if (!q || q->kind != COIL_QUEUE_PRIORITY)
 		return -EINVAL;
-	if (q->count)
-		return -EBUSY;
-	q->cmp = cmp ? cmp : cmp_intptr;
-	q->cmp_arg = cmp ? arg : NULL;
-	return 0;
+	int rc = 0;
+	coil__lock(&q->lock);
+	if (q->count) {
+		rc = -EBUSY;
+	} else {
+		q->cmp = cmp ? cmp : cmp_intptr;
+		q->cmp_arg = cmp ? arg : NULL;
+	}
+	coil__unlock(&q->lock);
+	return rc;
 }
 
 int coil_queue_set_item_dtor(coil_queue_t *q, coil_dtor dtor)
 {
 	if (!q)
 		return -EINVAL;
+	coil__lock(&q->lock);
 	q->item_dtor = dtor;
+	coil__unlock(&q->lock);
 	return 0;
 }
 
@@ -249,30 +320,35 @@ int coil_queue_destroy(coil_queue_t *q)
 {
 	if (!q)
 		return -EINVAL;
-	if (!coil__list_empty(&q->getters) || !coil__list_empty(&q->putters) ||
-	    !coil__list_empty(&q->joiners))
+	coil__lock(&q->lock);
+	bool busy = !coil__list_empty(&q->getters) ||
+		    !coil__list_empty(&q->putters) ||
+		    !coil__list_empty(&q->joiners);
+	coil_queue_t items;
+	if (!busy)
+		take_items(q, &items);
+	coil__unlock(&q->lock);
+	if (busy)
 		return -EBUSY;
-	drop_items(q);
-	if (q->kind == COIL_QUEUE_PRIORITY)
-		coil__free(q->heap, q->cap * sizeof(*q->heap));
-	else
-		coil__free(q->ring, q->cap * sizeof(*q->ring));
+	drop_items(&items);
 	coil__free(q, sizeof(*q));
 	return 0;
 }
 
 /* ---- put and get ---- */
 
-static int put_now(coil_queue_t *q, void *item)
+/* Under the lock: puts item without waiting, or says -EAGAIN. A getter
+ * handed the item directly is returned in *wake, to be woken unlocked. */
+static int put_now(coil_queue_t *q, void *item, struct qwaiter **wake)
 {
 	if (q->shutdown)
 		return COIL_ECLOSED;
-	if (!coil__list_empty(&q->getters)) {
+	struct qwaiter *g = take_first(&q->getters);
+	if (g) {
 		/* The queue is empty: the first getter takes the item. */
-		struct qwaiter *g = first_waiter(&q->getters);
 		g->item = item;
 		q->unfinished++;
-		coil__waiter_wake(&g->w, 0);
+		*wake = g;
 		return 0;
 	}
 	if (q->maxsize && q->count >= q->maxsize)
@@ -285,27 +361,42 @@ static int put_now(coil_queue_t *q, void *item)
 	return 0;
 }
 
-static int get_now(coil_queue_t *q, void **item)
+/* Under the lock: gets an item without waiting, or says -EAGAIN (or
+ * COIL_ECLOSED). A putter whose item took the freed slot is returned in
+ * *wake. */
+static int get_now(coil_queue_t *q, void **item, struct qwaiter **wake)
 {
 	if (!q->count)
 		return q->shutdown ? COIL_ECLOSED : -EAGAIN;
 	*item = store_pop(q);
-	if (!coil__list_empty(&q->putters)) {
+	struct qwaiter *p = take_first(&q->putters);
+	if (p) {
 		/* The queue was full: the slot just freed is the first
 		 * putter's, so nobody who came later can take it. */
-		struct qwaiter *p = first_waiter(&q->putters);
 		store_push(q, p->item);
 		q->unfinished++;
-		coil__waiter_wake(&p->w, 0);
+		*wake = p;
 	}
 	return 0;
+}
+
+/* Wakes (unlocked) the waiter put_now or get_now handed something to. */
+static void wake_one(struct qwaiter *qw)
+{
+	if (qw)
+		coil__waiter_wake(&qw->w, 0);
 }
 
 int coil_queue_put_nowait(coil_queue_t *q, void *item)
 {
 	if (!q)
 		return -EINVAL;
-	return put_now(q, item);
+	struct qwaiter *wake = NULL;
+	coil__lock(&q->lock);
+	int rc = put_now(q, item, &wake);
+	coil__unlock(&q->lock);
+	wake_one(wake);
+	return rc;
 }
 
 int coil_queue_put(coil_queue_t *q, void *item)
@@ -316,9 +407,14 @@ int coil_queue_put(coil_queue_t *q, void *item)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	rc = put_now(q, item);
-	if (rc != -EAGAIN)
+	struct qwaiter *wake = NULL;
+	coil__lock(&q->lock);
+	rc = put_now(q, item, &wake);
+	if (rc != -EAGAIN) {
+		coil__unlock(&q->lock);
+		wake_one(wake);
 		return rc;
+	}
 	struct qwaiter pw;
 	pw.item = item;
 	return wait_on(&q->putters, &pw, t, q);
@@ -328,7 +424,12 @@ int coil_queue_get_nowait(coil_queue_t *q, void **item)
 {
 	if (!q || !item)
 		return -EINVAL;
-	return get_now(q, item);
+	struct qwaiter *wake = NULL;
+	coil__lock(&q->lock);
+	int rc = get_now(q, item, &wake);
+	coil__unlock(&q->lock);
+	wake_one(wake);
+	return rc;
 }
 
 int coil_queue_get(coil_queue_t *q, void **item)
@@ -339,12 +440,18 @@ int coil_queue_get(coil_queue_t *q, void **item)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	rc = get_now(q, item);
-	if (rc != -EAGAIN)
+	struct qwaiter *wake = NULL;
+	coil__lock(&q->lock);
+	rc = get_now(q, item, &wake);
+	if (rc != -EAGAIN) {
+		coil__unlock(&q->lock);
+		wake_one(wake);
 		return rc;
+	}
 	struct qwaiter gw;
 	gw.item = NULL;
 	rc = wait_on(&q->getters, &gw, t, q);
+	/* The putter wrote gw.item before its wake, which orders it. */
 	if (rc == 0)
 		*item = gw.item;
 	return rc;
@@ -354,10 +461,19 @@ int coil_queue_get(coil_queue_t *q, void **item)
 
 int coil_queue_task_done(coil_queue_t *q)
 {
-	if (!q || !q->unfinished)
+	if (!q)
 		return -EINVAL;
+	coil__list_t woken;
+	coil__list_init(&woken);
+	coil__lock(&q->lock);
+	if (!q->unfinished) {
+		coil__unlock(&q->lock);
+		return -EINVAL;
+	}
 	if (--q->unfinished == 0)
-		wake_all(&q->joiners, 0);
+		take_all(&q->joiners, &woken);
+	coil__unlock(&q->lock);
+	wake_all(&woken, 0);
 	return 0;
 }
 
@@ -367,8 +483,13 @@ int coil_queue_join(coil_queue_t *q)
 		return -EINVAL;
 	coil_task_t *t;
 	int rc = coil__suspend_check(&t);
-	if (rc || !q->unfinished)
+	if (rc)
 		return rc;
+	coil__lock(&q->lock);
+	if (!q->unfinished) {
+		coil__unlock(&q->lock);
+		return 0;
+	}
 	struct qwaiter jw;
 	return wait_on(&q->joiners, &jw, t, q);
 }
@@ -377,16 +498,28 @@ int coil_queue_shutdown(coil_queue_t *q, bool immediate)
 {
 	if (!q)
 		return -EINVAL;
+	coil__list_t joiners, getters, putters;
+	coil__list_init(&joiners);
+	coil__list_init(&getters);
+	coil__list_init(&putters);
+	coil_queue_t items = { .count = 0 };
+	coil__lock(&q->lock);
 	q->shutdown = true;
 	if (immediate) {
-		drop_items(q);
+		take_items(q, &items);
 		if (!q->unfinished)
-			wake_all(&q->joiners, 0);
+			take_all(&q->joiners, &joiners);
 	}
 	/* Getters wait only on an empty queue, so none has anything left to
 	 * drain; putters' items were never put and stay theirs. */
-	wake_all(&q->getters, COIL_ECLOSED);
-	wake_all(&q->putters, COIL_ECLOSED);
+	take_all(&q->getters, &getters);
+	take_all(&q->putters, &putters);
+	coil__unlock(&q->lock);
+	if (immediate)
+		drop_items(&items);
+	wake_all(&joiners, 0);
+	wake_all(&getters, COIL_ECLOSED);
+	wake_all(&putters, COIL_ECLOSED);
 	return 0;
 }
 
@@ -394,17 +527,23 @@ int coil_queue_shutdown(coil_queue_t *q, bool immediate)
 
 size_t coil_queue_qsize(const coil_queue_t *q)
 {
-	return q ? q->count : 0;
+	if (!q)
+		return 0;
+	coil_queue_t *m = (coil_queue_t *)q;
+	coil__lock(&m->lock);
+	size_t n = m->count;
+	coil__unlock(&m->lock);
+	return n;
 }
 
 bool coil_queue_empty(const coil_queue_t *q)
 {
-	return !q || q->count == 0;
+	return coil_queue_qsize(q) == 0;
 }
 
 bool coil_queue_full(const coil_queue_t *q)
 {
-	return q && q->maxsize && q->count >= q->maxsize;
+	return q && q->maxsize && coil_queue_qsize(q) >= q->maxsize;
 }
 
 size_t coil_queue_maxsize(const coil_queue_t *q)
@@ -414,5 +553,11 @@ size_t coil_queue_maxsize(const coil_queue_t *q)
 
 bool coil_queue_is_shutdown(const coil_queue_t *q)
 {
-	return q && q->shutdown;
+	if (!q)
+		return false;
+	coil_queue_t *m = (coil_queue_t *)q;
+	coil__lock(&m->lock);
+	bool down = m->shutdown;
+	coil__unlock(&m->lock);
+	return down;
 }
