@@ -1,5 +1,5 @@
 /*
- * runtime/core.h: the internal structures of the single-loop core.
+ * runtime/core.h: the internal structures of loops, tasks and futures.
  *
  * Objects and who owns them:
  *  - coil_coro: a coroutine; its context (saved stack pointer and the
@@ -14,16 +14,16 @@
  *  - coil_loop: the ready queue (FIFO of runnables: handles, task steps,
  *    done-callbacks), the timer heap, the ring, the all-tasks list.
  *
- * Threads: all fields belong to the loop's thread except those marked
- * "any thread" (the inbox of call_soon_threadsafe, behind inbox_lock).
+ * Threads: a loop's fields belong to its thread except the inbox (behind
+ * inbox_lock), the task list (behind tasks_lock) and the owner-side deque
+ * (thieves steal from its top). Futures, task cancellation state and the
+ * synchronisation primitives carry their own spinlocks (see coil__lock).
  *
- * The suspension protocol: a task suspends by registering a coil__waiter_t
- * with the thing it waits for and switching to its loop
- * (coil__task_suspend). Whatever completes the wait calls coil__waiter_wake
- * exactly once after unlinking the waiter; cancellation unlinks it through
- * the waiter's cancel hook and wakes it with -ECANCELED. A woken task goes to
- * the tail of its loop's ready queue, as asyncio schedules a task step with
- * call_soon.
+ * The suspension protocol is below (coil__suspend_check): a task registers
+ * a coil__waiter_t with what it waits for and switches to its worker; the
+ * one side that claims the waiter wakes it; a woken task goes to the ready
+ * FIFO of a one-worker loop (asyncio's order) or to a runtime worker's LIFO
+ * slot or deque.
  */
 #ifndef COIL_RUNTIME_CORE_H
 #define COIL_RUNTIME_CORE_H
@@ -545,6 +545,9 @@ void coil__donecb_run(coil__donecb_t *d);
  *      when woken normally, -ECANCELED when the task was cancelled (the hook
  *      has already unlinked w), COIL_ECLOSED when the task is force-closed.
  *
+ * Step 1 comes before the primitive's lock is taken (it takes the task's
+ * cancellation lock, which is always taken first).
+ *
  * Waking is a claim: whoever wins coil__waiter_claim(w) (one compare and
  * swap) is the only one to wake w, and calls coil__waiter_wake(w, code).
  * The side that completes the wait does, under its lock: claim; if won,
@@ -553,7 +556,13 @@ void coil__donecb_run(coil__donecb_t *d);
  * runs again: that one is delivered at its next await; if lost, leave w
  * linked and go on to the next waiter: a canceller or a timer owns w and
  * the cancel hook will unlink it. The canceller claims w, then calls the
- * hook (which takes the primitive's lock to unlink w), then wakes it.
+ * hook (which takes the primitive's lock to unlink w), then wakes it. Wake
+ * after dropping the primitive's lock: a woken task on another worker may
+ * destroy the primitive at once. A timer that claims w leaves it linked in
+ * the primitive: the waiting side unlinks it itself once it runs. Cancelling
+ * another task after dropping a lock may land after that task has moved on
+ * (to an unrelated await): decide under the lock what must be cancelled and
+ * keep the state consistent until the cancellation has landed.
  *
  * Timers: a wait that a deadline can end arms w's timer with
  * coil__waiter_timer_arm (on the running loop); the timer claims w when it

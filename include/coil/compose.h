@@ -18,10 +18,11 @@
  * cancellation from one that came from outside with coil_task_cancelling()
  * and coil_task_uncancel(), as asyncio's Task.cancelling()/uncancel().
  *
- * Threads: everything here is used from the thread running the loop the
- * futures belong to (the awaiting functions from inside a task on it). All
- * futures given to one call belong to the same loop. Use across the workers
- * of a multi-worker runtime arrives with the scheduler.
+ * Threads: the awaiting functions are called from inside a task; the
+ * futures given to one call belong to one loop or to loops of one runtime
+ * (its workers), whatever worker the calling task runs on. A task inside a
+ * timeout scope (or wait_for) stays on the worker that armed the deadline
+ * until the scope ends.
  */
 #ifndef COIL_COMPOSE_H
 #define COIL_COMPOSE_H
@@ -166,7 +167,9 @@ COIL_API int coil_timeout_exit(coil_timeout_t *t);
 /*
  * Moves the deadline of an entered scope that has not expired to delay_ns
  * from now (COIL_FOREVER: no deadline). Returns 0, -EINVAL, COIL_EINVALSTATE
- * (not entered, or already expired), or -ENOMEM.
+ * (not entered, or already expired), or -ENOMEM; on a multi-worker runtime
+ * -EXDEV when called by a task other than the one inside the scope (the
+ * deadline belongs to that task's worker).
  */
 COIL_API int coil_timeout_reschedule(coil_timeout_t *t, int64_t delay_ns);
 

@@ -34,9 +34,13 @@
  * dereferences: see coil_queue_set_item_dtor for what happens to items still
  * in a queue when it is shut down immediately or destroyed.
  *
- * Threads: an object is used from the thread of the loop its tasks run on,
- * and holds no lock of its own. Use across the workers of an N-worker
- * runtime arrives with the multi-core scheduler, behind the same calls.
+ * Threads: an object may be used by tasks (and callbacks) on any workers of
+ * one runtime at once; each holds a spinlock over its state, taken for a
+ * few pointer updates per call (and for nothing while no multi-worker
+ * runtime exists). A priority queue's compare function runs under that
+ * lock: it must be quick and must not call into the queue. Plain threads
+ * outside the runtime hand work in with the thread-safe calls
+ * (coil/threadsafe.h), not through these objects.
  *
  * This header compiles as C11 and as C++.
  */
