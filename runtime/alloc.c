@@ -23,6 +23,44 @@ char *coil__strdup(const char *s)
 
 
 #ifdef COIL_USE_JEMALLOC
+#include <sys/mman.h>
+
+/*
+ * coil's arenas ask for transparent huge pages (where the kernel gives
+ * them on request: transparent_hugepage=madvise, the usual default). A
+ * runtime touches fresh memory at a high rate (a million spawned handles
+ * is ~100 MB) and on a VM each first-touched 4 KiB page costs ~12 us:
+ * with 2 MiB pages the same memory takes 512 times fewer faults (W1 spawn
+ * went from ~1200 to ~550 ns per task). jemalloc grows an arena's address
+ * space in extents of 2 MiB and more, which is where the hint goes; the
+ * rest of the hooks are jemalloc's own.
+ */
+static extent_hooks_t *default_hooks;
+static extent_hooks_t thp_hooks;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void *thp_alloc(extent_hooks_t *h, void *new_addr, size_t size,
+		       size_t alignment, bool *zero, bool *commit, unsigned arena)
+{
+	(void)h;
+	void *p = default_hooks->alloc(default_hooks, new_addr, size, alignment,
+				       zero, commit, arena);
+	if (p && size >= ((size_t)2 << 20))
+		madvise(p, size, MADV_HUGEPAGE);
+	return p;
+}
+
+static void hooks_init(void)
+{
+	extent_hooks_t *d = NULL;
+	size_t sz = sizeof(d);
+	if (mallctl("arena.0.extent_hooks", &d, &sz, NULL, 0) != 0 || !d || !d->alloc)
+		return;
+	thp_hooks = *d;
+	thp_hooks.alloc = thp_alloc;
+	default_hooks = d;
+}
+
 static __thread unsigned thread_depth;
 static __thread unsigned thread_arena;
 static __thread unsigned thread_prev_arena;
@@ -51,8 +89,11 @@ void coil__alloc_thread_acquire(void)
 	}
 	pthread_mutex_unlock(&arena_lock);
 	if (!have) {
+		pthread_once(&hooks_once, hooks_init);
+		extent_hooks_t *hooks = default_hooks ? &thp_hooks : NULL;
 		size_t sz = sizeof(arena);
-		if (mallctl("arenas.create", &arena, &sz, NULL, 0) != 0)
+		if (mallctl("arenas.create", &arena, &sz, hooks ? &hooks : NULL,
+			    hooks ? sizeof(hooks) : 0) != 0)
 			return; /* keep the default arena */
 	}
 	unsigned prev = 0;
