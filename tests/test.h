@@ -86,6 +86,22 @@ typedef struct test_entry {
 	if (!(a_ - b_ <= (eps) && b_ - a_ <= (eps))) \
 		TEST_FAIL_("%s ~= %s failed: %.9g vs %.9g", #a, #b, a_, b_); } while (0)
 
+/* A forked test leaves with _exit, which skips LeakSanitizer's check at
+ * exit: run it by hand, so that a test that leaks fails under ASan. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN_ 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN_ 1
+#endif
+#endif
+#ifdef TEST_ASAN_
+#include <sanitizer/lsan_interface.h>
+#define TEST_LEAK_CHECK_() (__lsan_do_recoverable_leak_check() ? 3 : 0)
+#else
+#define TEST_LEAK_CHECK_() 0
+#endif
+
 static int test_run_one_(const test_entry_t *t, int timeout)
 {
 	if (getenv("COIL_TEST_NOFORK")) {
@@ -102,7 +118,7 @@ static int test_run_one_(const test_entry_t *t, int timeout)
 		alarm((unsigned)timeout);
 		t->fn();
 		fflush(NULL);
-		_exit(0);
+		_exit(TEST_LEAK_CHECK_());
 	}
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0)

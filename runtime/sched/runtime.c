@@ -777,6 +777,12 @@ static void finish_round(void *p)
 	free(a);
 }
 
+/* The round's callback was still queued when the loops closed. */
+static void finish_dropped(void *p)
+{
+	free(p);
+}
+
 int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 {
 	if (!rt)
@@ -808,7 +814,8 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 				continue;
 			a->loop = rt->loops[i];
 			a->round = round;
-			if (coil_loop_call_soon_threadsafe(rt->loops[i], finish_round, a))
+			if (coil__loop_call_soon_threadsafe_ex(rt->loops[i], finish_round,
+							       finish_dropped, a))
 				free(a);
 		}
 		if (wait_tasks(rt, coil__clock_ns() + (round < 4 ? 2000 : 500) * (int64_t)1000000))
