@@ -42,6 +42,8 @@
 static bool date_lines(const char *out);
 static bool background_loop_lines(const char *out);
 static bool threadsafe_coroutines_lines(const char *out);
+static bool parallel_fib_lines(const char *out);
+static bool cpu_fanout_lines(const char *out);
 
 struct example {
 	const char *name;   /* executable */
@@ -165,6 +167,14 @@ static const struct example examples[] = {
 	{ "delegation",
 	  "a generator re-yielding another one's values (yield from)",
 	  "--fast", "0\n1\n2\n3\n4\n", NULL },
+	{ "parallel_fib",
+	  "fib(30) spawning a task per call, on one worker and on all of a "
+	  "runtime's workers (work stealing)",
+	  NULL, NULL, parallel_fib_lines },
+	{ "cpu_fanout",
+	  "CPU-bound tasks fanned out over a runtime's workers: CPU time against "
+	  "wall time shows the cores busy",
+	  NULL, NULL, cpu_fanout_lines },
 };
 
 /* "TIME: <seconds>\n" first (the number varies), then exactly `rest`. */
@@ -186,6 +196,48 @@ static bool background_loop_lines(const char *out)
 static bool threadsafe_coroutines_lines(const char *out)
 {
 	return time_then(out, "Waiting 6\nWaiting 4\nDone after 4s\nDone after 6s\n");
+}
+
+/* The result, then the two timings (they vary). */
+static bool parallel_fib_lines(const char *out)
+{
+	const char *first = "fib(30) = 832040\n";
+	if (strncmp(out, first, strlen(first)) != 0)
+		return false;
+	out += strlen(first);
+	double t1, tn, x;
+	unsigned w;
+	int n = -1;
+	if (sscanf(out, "1 worker: %lf s\n%n", &t1, &n) != 1 || n < 0)
+		return false;
+	out += n;
+	n = -1;
+	if (sscanf(out, "%u workers: %lf s (%lfx)\n%n", &w, &tn, &x, &n) != 3 || n < 0)
+		return false;
+	return out[n] == '\0' && t1 > 0 && tn > 0 && w >= 1;
+}
+
+/* A header, one line per task (each ran), then CPU against wall time. */
+static bool cpu_fanout_lines(const char *out)
+{
+	unsigned w;
+	int tasks, n = -1;
+	if (sscanf(out, "%u worker%*[s], %d tasks of 200 ms each\n%n", &w, &tasks, &n) != 2 &&
+	    sscanf(out, "%u worker, %d tasks of 200 ms each\n%n", &w, &tasks, &n) != 2)
+		return false;
+	if (n < 0 || tasks < 1)
+		return false;
+	out += n;
+	for (int i = 0; i < tasks; i++) {
+		int id = -1;
+		if (sscanf(out, "task %d: hash", &id) != 1 || id != i)
+			return false;
+		const char *nl = strchr(out, '\n');
+		if (!nl)
+			return false;
+		out = nl + 1;
+	}
+	return strncmp(out, "wall ", 5) == 0 && strstr(out, "CPU/wall = ") != NULL;
 }
 
 /* Five lines shaped like Python's str(datetime.now()). */
