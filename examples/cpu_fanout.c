@@ -16,7 +16,7 @@
  *     2 workers, 4 tasks of 200 ms each
  *     task 0: hash 3f1c2a9d77e0b415, ran on workers 0,1
  *     ...
- *     wall 0.41 s, CPU 0.81 s: CPU/wall = 1.97 (2 workers busy)
+ *     wall 0.41 s, CPU 0.81 s: CPU/wall = 1.97 on 2 workers
  *
  * (the hashes depend on the measured amount of work; the workers and times
  * vary from run to run).
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	printf("wall %.2f s, CPU %.2f s: CPU/wall = %.2f (%u worker%s busy)\n",
+	printf("wall %.2f s, CPU %.2f s: CPU/wall = %.2f on %u worker%s\n",
 	       wall, cpu, wall > 0 ? cpu / wall : 0.0, workers,
 	       workers == 1 ? "" : "s");
 	free(jobs);
