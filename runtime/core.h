@@ -636,7 +636,7 @@ bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b);
 /* After a step in which the task's body returned: records the outcome. */
 void coil__task_end(coil_loop_t *loop, coil__task_body_t *b);
 /* Closes a task that ignored repeated cancellation (loop close). */
-void coil__task_force_close(coil__task_body_t *b);
+void coil__task_force_close(coil_task_t *t);
 
 /* Closes the async generators still open on the loop (runtime/gen/gen.c);
  * called by coil_loop_close before it finishes the tasks. */

@@ -709,17 +709,10 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 	coil__unlock(&loop->tasks_lock);
 	for (size_t i = 0; i < n; i++) {
 		coil_task_t *t = all[i];
-		if (round < 4) {
+		if (round < 4)
 			coil_task_cancel(t, NULL);
-		} else {
-			coil__lock(&t->clock);
-			coil__task_body_t *b = t->body;
-			coil__unlock(&t->clock);
-			/* Only a task suspended here: its waiter is ours to close. */
-			if (b && (!loop->rt || b->worker == loop) &&
-			    atomic_load_explicit(&b->rstate, memory_order_acquire) != COIL__TS_RUNNING)
-				coil__task_force_close(b);
-		}
+		else
+			coil__task_force_close(t);
 		coil_future_release(&t->fut);
 	}
 	free(all);

@@ -321,6 +321,9 @@ int coil__task_suspend(coil__waiter_t *w)
 	coil_coro_t *c = coil__cur;
 	coil_task_t *t = c->task;
 	coil__task_body_t *b = t->body;
+	/* Set before the waiter is published: whoever claims it may look at
+	 * the task's coroutines (a force-close at shutdown). */
+	b->resume = c;
 	coil__lock(&t->clock);
 	if (b->must_cancel && coil__waiter_claim(w)) {
 		/* Cancelled by another thread since coil__suspend_check: nobody
@@ -330,13 +333,12 @@ int coil__task_suspend(coil__waiter_t *w)
 		w->cancel(w);
 		return -ECANCELED;
 	}
+	c->state = COIL_CORO_SUSPENDED;
+	c->awaiting = true;
 	/* Published under the lock: a canceller reads it under the lock and
 	 * w stays valid until we clear it below. */
 	b->waiting = w;
 	coil__unlock(&t->clock);
-	b->resume = c;
-	c->state = COIL_CORO_SUSPENDED;
-	c->awaiting = true;
 	coil__coro_switch_out(c, &coil__running_loop->sched);
 	/* Running again, on this worker or another. */
 	coil__lock(&t->clock);
@@ -416,21 +418,36 @@ bool coil_task_cancel(coil_task_t *t, const char *msg)
 	return true;
 }
 
-void coil__task_force_close(coil__task_body_t *b)
+static void mark_closing(coil__task_body_t *b)
 {
-	/* Every await and yield of a closing coroutine returns COIL_ECLOSED
-	 * at once, so one more step runs the body to its end. Called on the
-	 * task's worker while it is not running. */
 	for (coil_coro_t *c = b->resume; c; c = c->parent) {
 		c->closing = true;
 		if (c == &b->coro)
 			break;
 	}
-	coil_task_t *t = b->task;
+}
+
+void coil__task_force_close(coil_task_t *t)
+{
+	/* Every await and yield of a closing coroutine returns COIL_ECLOSED
+	 * at once, so one more step runs the body to its end. On a runtime
+	 * the coroutines are only touched once the waiter is claimed: until
+	 * then another worker may be running the task. The body is read
+	 * under the cancellation lock, which keeps it from being recycled. */
 	coil__lock(&t->clock);
+	coil__task_body_t *b = t->body;
+	if (!b) {
+		coil__unlock(&t->clock);
+		return;
+	}
+	bool shared = b->worker && b->worker->rt;
+	if (!shared)
+		mark_closing(b);
 	coil__waiter_t *w = b->waiting;
 	if (w && coil__waiter_claim(w)) {
 		coil__unlock(&t->clock);
+		if (shared)
+			mark_closing(b); /* claimed: it cannot run, nor end */
 		w->cancel(w);
 		coil__waiter_wake(w, COIL_ECLOSED);
 		return;
