@@ -183,7 +183,11 @@ static void run_on(unsigned workers, coil_fn main_fn)
 	int rc = coil_run(main_fn, NULL, NULL, &o);
 	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
-	ASSERT_GE(__builtin_popcount(atomic_load(&workers_seen)), 2);
+	/* That the members really ran on several workers (else the test
+	 * proves nothing cross-worker). Valgrind runs one thread at a time
+	 * and may leave a short test on one worker: there it is not asked. */
+	if (!getenv("COIL_VALGRIND"))
+		ASSERT_GE(__builtin_popcount(atomic_load(&workers_seen)), 2);
 }
 
 /* --- Queue -------------------------------------------------------------- */
