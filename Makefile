@@ -51,6 +51,7 @@ test-valgrind: deps
 bench: build
 	@$(BUILD)/bench/bench_core
 	@$(BUILD)/bench/bench_deque
+	@$(BUILD)/bench/bench_sync
 	@[ -x $(BUILD)/bench/w3_pingpong ] && $(BUILD)/bench/w3_pingpong --workers 1 || true
 
 clean:
