@@ -174,6 +174,10 @@ static inline size_t coil__coro_stack_request(const coil_coro_t *c)
 coil__stack_t *coil__coro_take_stack(coil_coro_t *c);
 /* From inside a coroutine: switches to `to`, saving into the coroutine. */
 void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to);
+/* From inside a task on `loop` (the task's innermost coroutine c): switches
+ * the task out, straight into the next ready task where the loop allows it
+ * (runtime/loop.c), else to the loop. */
+void coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c);
 /* Gives back the stack of an ended coroutine. */
 void coil__coro_release_stack(coil_coro_t *c);
 /* Fills a context describing the calling thread's current stack. */
@@ -310,7 +314,10 @@ typedef struct coil__task_body {
 	coil__list_t all;         /* the loop's list of live tasks */
 	char *cancel_msg;
 	char *errmsg;             /* set by coil_errorf */
-	bool must_cancel;         /* deliver -ECANCELED at the next await */
+	/* Deliver -ECANCELED at the next await. Written under the task's
+	 * clock; read without it on the await fast path (a set that the
+	 * read misses is seen by coil__task_suspend, under the lock). */
+	_Atomic bool must_cancel;
 	bool cancel_woken;        /* woken with -ECANCELED, not yet run: a
 				   * second cancel is the same delivery */
 	bool started;
@@ -352,9 +359,21 @@ struct coil_loop {
 	coil__ring_t *ring;
 	int64_t vnow;             /* the virtual clock, when enabled */
 	coil_task_t *current;
+	/* Standalone loops (run_once): what is left of the current round's
+	 * batch of ready items, and whether a suspending task may hand the
+	 * loop straight to the next ready task (coil__task_switch_out). */
+	size_t batch;
+	unsigned handoff_budget;  /* hand-offs left while timers are armed */
+	bool handoff;
 	coil__list_t tasks;       /* live tasks (their bodies) */
 	size_t ntasks;
-	_Atomic uint32_t refs;    /* futures alive on this loop, +1 until closed */
+	/* Futures alive on this loop, +1 until closed: standalone loops only.
+	 * A runtime counts its loops' futures itself (coil__loop_ref). */
+	_Atomic uint32_t refs;
+	/* Runtime workers: futures of this runtime made minus futures freed
+	 * on this worker's thread (either sign). Only this thread writes it;
+	 * shutdown adds them up once the workers have been joined. */
+	_Atomic int64_t live;
 	bool virtual_clock;
 	bool running;
 	bool stopping;
@@ -412,6 +431,10 @@ struct coil_runtime {
 	atomic_bool stop;         /* coil_runtime_stop: leave the loops */
 	atomic_int stop_pipe[2];  /* wait_stopped's pipe (async-signal-safe) */
 	atomic_bool shutting_down;
+	/* Futures of this runtime made and freed off its workers, plus
+	 * COIL__RT_BIAS until shutdown folds the workers' counts in: the one
+	 * that takes it to zero then frees the loops and the runtime. */
+	_Atomic int64_t live_foreign;
 	pthread_mutex_t lock;     /* threads, state below */
 	pthread_mutex_t wait_mu;  /* shutdown waiting for the tasks to end */
 	pthread_cond_t cond;
@@ -461,7 +484,16 @@ bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r);
  * running task, else its deque), on its home worker when pinned, on the
  * ready FIFO of a one-worker loop, or through the injection queue from a
  * foreign thread (sched/runtime.c). Its rstate is already QUEUED. */
-void coil__task_enqueue(coil__task_body_t *b);
+void coil__task_enqueue_slow(coil__task_body_t *b);
+static inline void coil__task_enqueue(coil__task_body_t *b)
+{
+	coil_loop_t *home = b->worker;
+	/* The common case of a one-worker loop, woken from its own thread. */
+	if (!home->multi && coil__running_loop == home)
+		coil__loop_push_ready(home, &b->run);
+	else
+		coil__task_enqueue_slow(b);
+}
 /* Queues a task just spawned on `loop` (sched/runtime.c). */
 void coil__task_enqueue_new(coil_loop_t *loop, coil__task_body_t *b);
 /* After the last task of one of rt's loops ended (sched/runtime.c). */
@@ -491,9 +523,61 @@ void coil__loop_leave(coil_loop_t *loop);
  * closes it (any thread, once no worker runs). */
 void coil__loop_finish_tasks(coil_loop_t *loop, int round);
 void coil__loop_close_worker(coil_loop_t *loop);
+void coil__loop_free_worker(coil_loop_t *loop);
 int coil__loop_add_timer(coil_loop_t *loop, coil__timer_t *t, int64_t when);
 void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t);
-void coil__loop_unref(coil_loop_t *loop);
+void coil__loop_unref_slow(coil_loop_t *loop);
+void coil__runtime_unref_foreign(coil_runtime_t *rt);
+#define COIL__RT_BIAS ((int64_t)1 << 62)
+
+/*
+ * A future holds its loop (and, for a worker's loop, its runtime) until it
+ * is freed. On a runtime the count is split by thread so that making and
+ * freeing futures never bounces a shared cache line between workers: a
+ * worker counts in its own loop's `live`, other threads in the runtime's
+ * atomic live_foreign.
+ */
+static inline void coil__loop_ref(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	if (rt) {
+		coil_loop_t *me = coil__running_loop;
+		if (me && me->rt == rt)
+			atomic_store_explicit(&me->live,
+					      atomic_load_explicit(&me->live, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&rt->live_foreign, 1, memory_order_relaxed);
+	} else if (coil__mt()) {
+		atomic_fetch_add_explicit(&loop->refs, 1, memory_order_relaxed);
+	} else {
+		atomic_store_explicit(&loop->refs,
+				      atomic_load_explicit(&loop->refs, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	}
+}
+
+static inline void coil__loop_unref(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	if (rt) {
+		coil_loop_t *me = coil__running_loop;
+		if (me && me->rt == rt)
+			atomic_store_explicit(&me->live,
+					      atomic_load_explicit(&me->live, memory_order_relaxed) - 1,
+					      memory_order_relaxed);
+		else
+			coil__runtime_unref_foreign(rt);
+		return;
+	}
+	if (!coil__mt()) {
+		uint32_t r = atomic_load_explicit(&loop->refs, memory_order_relaxed) - 1;
+		atomic_store_explicit(&loop->refs, r, memory_order_relaxed);
+		if (r)
+			return;
+	}
+	coil__loop_unref_slow(loop);
+}
 
 /*
  * As coil_loop_call_soon_threadsafe, but if the loop is closed before cb has
@@ -509,19 +593,14 @@ static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool i
 	atomic_init(&f->lock.v, 0);
 	atomic_init(&f->state, COIL__F_PENDING);
 	f->is_task = is_task;
-	f->retrieved = false;
+	atomic_init(&f->retrieved, false);
 	f->code = 0;
 	f->loop = loop;
 	f->result = NULL;
 	f->dtor = NULL;
 	f->msg = NULL;
 	coil__list_init(&f->cbs);
-	if (coil__mt())
-		atomic_fetch_add_explicit(&loop->refs, 1, memory_order_relaxed);
-	else
-		atomic_store_explicit(&loop->refs,
-				      atomic_load_explicit(&loop->refs, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+	coil__loop_ref(loop);
 }
 
 /* Completes f unless it is done already (returns false then, owning
@@ -571,7 +650,21 @@ void coil__donecb_run(coil__donecb_t *d);
  * coil__task_suspend returns (whatever woke it): that takes the timer out
  * of the heap if it is still there, and unpins the task.
  */
-int coil__suspend_check(coil_task_t **out);
+int coil__suspend_check_slow(coil_task_t **out);
+static inline int coil__suspend_check(coil_task_t **out)
+{
+	coil_coro_t *c = coil__cur;
+	coil_task_t *t;
+	/* The common case (a task, not closing, no cancellation pending)
+	 * without a call or a lock; everything else takes the slow path. */
+	if (__builtin_expect(c && (t = c->task) && !c->closing &&
+			     !atomic_load_explicit(&t->body->must_cancel,
+						   memory_order_relaxed), 1)) {
+		*out = t;
+		return 0;
+	}
+	return coil__suspend_check_slow(out);
+}
 
 static inline void coil__waiter_init(coil__waiter_t *w, coil_task_t *t,
 				     void (*cancel)(coil__waiter_t *w),
@@ -605,7 +698,26 @@ static inline bool coil__waiter_claim(coil__waiter_t *w)
  * result. The caller has registered w with its source. */
 int coil__task_suspend(coil__waiter_t *w);
 /* Makes w's task runnable with `result`. Only the claimer calls it. */
-void coil__waiter_wake(coil__waiter_t *w, int result);
+void coil__waiter_wake_mt(coil__waiter_t *w);
+static inline void coil__waiter_wake(coil__waiter_t *w, int result)
+{
+	w->result = result;
+	/* Claimed by whoever wakes it (a waker that unlinked it under its
+	 * source's lock owns it even without coil__waiter_claim). */
+	atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
+	if (coil__mt()) {
+		coil__waiter_wake_mt(w);
+		return;
+	}
+	coil__task_body_t *b = w->task->body;
+	uint8_t s = atomic_load_explicit(&b->rstate, memory_order_relaxed);
+	if (s == COIL__TS_WAITING) {
+		atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+		coil__task_enqueue(b);
+	} else if (s == COIL__TS_RUNNING) {
+		atomic_store_explicit(&b->rstate, COIL__TS_NOTIFIED, memory_order_relaxed);
+	}
+}
 /* Claims w and, if that won, wakes it. Returns whether it won. */
 static inline bool coil__waiter_try_wake(coil__waiter_t *w, int result)
 {
@@ -632,7 +744,11 @@ static inline void coil__task_free_handle(coil_task_t *t)
 void coil__task_pools_free(coil_loop_t *loop);
 /* Before a task step: takes the stack on the first step, or ends a task
  * cancelled before it started. Returns false if there is nothing to run. */
-bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b);
+bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b);
+static inline bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
+{
+	return b->started || coil__task_begin_slow(loop, b);
+}
 /* After a step in which the task's body returned: records the outcome. */
 void coil__task_end(coil_loop_t *loop, coil__task_body_t *b);
 /* Closes a task that ignored repeated cancellation (loop close). */

@@ -447,6 +447,9 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 	coil__cur = c;
 	coil__ctx_jump(&loop->sched, &c->ctx, 0, false);
 	coil__cur = loop->sched_cur;
+	/* Hand-offs (coil__task_switch_out) may have run other tasks since:
+	 * the one that came back is the current one. */
+	b = loop->current->body;
 	if (b->coro.state == COIL_CORO_CLOSED) {
 		coil__task_end(loop, b); /* a wake it makes counts as the task's */
 		/* A task that ended and woke its awaiter is a chain of
@@ -537,6 +540,66 @@ static int64_t timer_timeout(coil_loop_t *loop)
 	return d > 0 ? d : 0;
 }
 
+/*
+ * Hand-off between tasks on a standalone loop. A task that suspends while
+ * the next ready item is a suspended task switches straight into it, saving
+ * the switch into the loop and back and the loop's round: in a ping-pong of
+ * two tasks that is half the work of a wake-up. The order is asyncio's all
+ * the same: within a round the next item of the round's batch is the one
+ * the loop would run next; once the batch is done, the next round starts
+ * right here only if the loop's round in between would have nothing to do
+ * (no thread-safe calls in the inbox, nothing in the ring; with timers
+ * armed, at most COIL__TICK hand-offs in a row before the loop looks at the
+ * clock). On a standalone loop only this thread runs its tasks, so the task
+ * switching out can be marked waiting (or queued, if a wake-up came in
+ * meanwhile) before it is off its stack: nobody can resume it until this
+ * thread is done with it.
+ */
+static coil__task_body_t *handoff_next(coil_loop_t *loop)
+{
+	if (!loop->batch) {
+		if (!loop->ready.len || loop->stopping ||
+		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire) ||
+		    coil__ring_inflight(loop->ring))
+			return NULL;
+		if (loop->timers.n) {
+			if (!loop->handoff_budget)
+				return NULL;
+			loop->handoff_budget--;
+		}
+		loop->batch = loop->ready.len;
+	}
+	coil__fnode_t *node = loop->ready.head;
+	coil__runnable_t *r = coil__container_of(node, coil__runnable_t, node);
+	if (r->kind != COIL__RUN_TASK)
+		return NULL;
+	coil__task_body_t *b = coil__container_of(r, coil__task_body_t, run);
+	if (!b->started || b->resume->state != COIL_CORO_SUSPENDED)
+		return NULL;
+	coil__fifo_pop(&loop->ready);
+	loop->batch--;
+	return b;
+}
+
+void coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c)
+{
+	coil__task_body_t *b;
+	if (loop->handoff && !loop->stopping && (b = handoff_next(loop))) {
+		task_switched_out(loop, loop->current->body);
+		coil_coro_t *n = b->resume;
+		n->state = COIL_CORO_RUNNING;
+		n->awaiting = false;
+		atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
+		b->worker = loop;
+		b->coro.ret_ctx = &loop->sched;
+		loop->current = b->task;
+		coil__cur = n;
+		coil__ctx_jump(&c->ctx, &n->ctx, 0, false);
+		return;
+	}
+	coil__coro_switch_out(c, &loop->sched);
+}
+
 static void run_once(coil_loop_t *loop)
 {
 	drain_inbox(loop);
@@ -548,11 +611,15 @@ static void run_once(coil_loop_t *loop)
 	    (top = coil__heap_top(&loop->timers)) && top->when > loop->vnow)
 		loop->vnow = top->when;
 	fire_timers(loop);
-	size_t n = loop->ready.len;
-	while (n--) {
+	loop->batch = loop->ready.len;
+	loop->handoff_budget = COIL__TICK;
+	loop->handoff = true;
+	while (loop->batch) {
+		loop->batch--;
 		coil__fnode_t *node = coil__fifo_pop(&loop->ready);
 		run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
 	}
+	loop->handoff = false;
 }
 
 /*
@@ -780,14 +847,17 @@ static void loop_free(coil_loop_t *loop)
 	coil__free(loop, sizeof(*loop));
 }
 
-void coil__loop_unref(coil_loop_t *loop)
+/* Standalone loops with several threads about: the atomic count. */
+void coil__loop_unref_slow(coil_loop_t *loop)
 {
-	if (atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1)
+	if (!coil__mt() ||
+	    atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1)
 		loop_free(loop);
 }
 
 /* Closes a runtime's worker loop once its tasks are gone and no worker
- * runs (coil_runtime_shutdown). */
+ * runs (coil_runtime_shutdown). Its memory stays until the runtime's last
+ * future is freed (coil__loop_free_worker). */
 void coil__loop_close_worker(coil_loop_t *loop)
 {
 	coil__spin_lock(&loop->inbox_lock);
@@ -797,7 +867,11 @@ void coil__loop_close_worker(coil_loop_t *loop)
 	drop_ready(loop);
 	coil__heap_free(&loop->timers);
 	coil__task_pools_free(loop);
-	coil__loop_unref(loop);
+}
+
+void coil__loop_free_worker(coil_loop_t *loop)
+{
+	loop_free(loop);
 }
 
 int coil_loop_close(coil_loop_t *loop)
@@ -883,7 +957,7 @@ int coil_run(coil_fn fn, void *arg, void **result,
 	coil_runtime_opts_t o;
 	opts_read(&o, opts);
 	if (o.workers > 1) {
-		coil_runtime_t *rt;
+		coil_runtime_t *rt = NULL;
 		int rc = coil_runtime_new(&rt, &o);
 		if (rc)
 			return rc;

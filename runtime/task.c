@@ -164,7 +164,7 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	b->pins = opts && opts->pinned ? 1 : 0;
 	b->resume = &b->coro;
 	b->waiting = NULL;
-	b->must_cancel = false;
+	atomic_init(&b->must_cancel, false);
 	b->cancel_woken = false;
 	b->started = false;
 	b->run.kind = COIL__RUN_TASK;
@@ -265,13 +265,11 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	coil_future_release(&t->fut);
 }
 
-bool coil__task_begin(coil_loop_t *loop, coil__task_body_t *b)
+bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 {
-	if (b->started)
-		return true;
 	coil_task_t *t = b->task;
 	coil__lock(&t->clock);
-	bool cancelled = b->must_cancel;
+	bool cancelled = atomic_load_explicit(&b->must_cancel, memory_order_relaxed);
 	coil__unlock(&t->clock);
 	if (cancelled) {
 		task_finish(loop, t, -ECANCELED);
@@ -297,7 +295,7 @@ void coil__task_end(coil_loop_t *loop, coil__task_body_t *b)
 	task_finish(loop, b->task, b->coro.ret);
 }
 
-int coil__suspend_check(coil_task_t **out)
+int coil__suspend_check_slow(coil_task_t **out)
 {
 	coil_coro_t *c = coil__cur;
 	coil_task_t *t = c ? c->task : NULL;
@@ -307,8 +305,8 @@ int coil__suspend_check(coil_task_t **out)
 		return COIL_ECLOSED;
 	coil__task_body_t *b = t->body;
 	coil__lock(&t->clock);
-	bool cancel = b->must_cancel;
-	b->must_cancel = false;
+	bool cancel = atomic_load_explicit(&b->must_cancel, memory_order_relaxed);
+	atomic_store_explicit(&b->must_cancel, false, memory_order_relaxed);
 	coil__unlock(&t->clock);
 	if (cancel)
 		return -ECANCELED;
@@ -325,10 +323,11 @@ int coil__task_suspend(coil__waiter_t *w)
 	 * the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
 	coil__lock(&t->clock);
-	if (b->must_cancel && coil__waiter_claim(w)) {
+	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed) &&
+	    coil__waiter_claim(w)) {
 		/* Cancelled by another thread since coil__suspend_check: nobody
 		 * can wake w now, so withdraw it and deliver the cancellation. */
-		b->must_cancel = false;
+		atomic_store_explicit(&b->must_cancel, false, memory_order_relaxed);
 		coil__unlock(&t->clock);
 		w->cancel(w);
 		return -ECANCELED;
@@ -339,7 +338,7 @@ int coil__task_suspend(coil__waiter_t *w)
 	 * w stays valid until we clear it below. */
 	b->waiting = w;
 	coil__unlock(&t->clock);
-	coil__coro_switch_out(c, &coil__running_loop->sched);
+	coil__task_switch_out(coil__running_loop, c);
 	/* Running again, on this worker or another. */
 	coil__lock(&t->clock);
 	b->waiting = NULL;
@@ -348,23 +347,9 @@ int coil__task_suspend(coil__waiter_t *w)
 	return w->result;
 }
 
-void coil__waiter_wake(coil__waiter_t *w, int result)
+void coil__waiter_wake_mt(coil__waiter_t *w)
 {
 	coil__task_body_t *b = w->task->body;
-	w->result = result;
-	/* Claimed by whoever wakes it (a waker that unlinked it under its
-	 * source's lock owns it even without coil__waiter_claim). */
-	atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
-	if (!coil__mt()) {
-		uint8_t s = atomic_load_explicit(&b->rstate, memory_order_relaxed);
-		if (s == COIL__TS_WAITING) {
-			atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
-			coil__task_enqueue(b);
-		} else if (s == COIL__TS_RUNNING) {
-			atomic_store_explicit(&b->rstate, COIL__TS_NOTIFIED, memory_order_relaxed);
-		}
-		return;
-	}
 	uint8_t s = atomic_load_explicit(&b->rstate, memory_order_acquire);
 	for (;;) {
 		if (s == COIL__TS_WAITING) {
@@ -412,7 +397,7 @@ bool coil_task_cancel(coil_task_t *t, const char *msg)
 		 * CancelledError however often it is cancelled before it
 		 * runs; cancelling() still counts every request. */
 		if (!b->cancel_woken)
-			b->must_cancel = true;
+			atomic_store_explicit(&b->must_cancel, true, memory_order_relaxed);
 		coil__unlock(&t->clock);
 	}
 	return true;
@@ -468,7 +453,7 @@ int coil_task_uncancel(coil_task_t *t)
 	if (n > 0) {
 		atomic_store_explicit(&m->cancel_requests, --n, memory_order_relaxed);
 		if (n == 0 && t->body)
-			t->body->must_cancel = false;
+			atomic_store_explicit(&t->body->must_cancel, false, memory_order_relaxed);
 	}
 	coil__unlock(&m->clock);
 	return n;

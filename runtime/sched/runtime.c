@@ -150,7 +150,7 @@ void coil__task_enqueue_new(coil_loop_t *loop, coil__task_body_t *b)
 		coil__runtime_inject(loop->rt, &b->run);
 }
 
-void coil__task_enqueue(coil__task_body_t *b)
+void coil__task_enqueue_slow(coil__task_body_t *b)
 {
 	coil_loop_t *home = b->worker;
 	if (!home->multi || b->pins) {
@@ -383,13 +383,39 @@ static unsigned affinity_cpus(int **out)
 
 void coil__runtime_opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in);
 
-static void runtime_free(coil_runtime_t *rt)
+/* Frees the loops and the runtime itself: once shut down and no future of
+ * the runtime is left. */
+static void runtime_destroy(coil_runtime_t *rt)
 {
 	if (rt->loops) {
 		for (unsigned i = 0; i < rt->n; i++)
 			if (rt->loops[i])
-				coil__loop_close_worker(rt->loops[i]);
+				coil__loop_free_worker(rt->loops[i]);
 		free(rt->loops);
+	}
+	free(rt);
+}
+
+void coil__runtime_unref_foreign(coil_runtime_t *rt)
+{
+	if (atomic_fetch_sub_explicit(&rt->live_foreign, 1, memory_order_acq_rel) == 1)
+		runtime_destroy(rt);
+}
+
+/* Closes everything of a runtime whose workers have all left; its loops and
+ * the struct itself go once no future of the runtime is left (futures,
+ * tasks among them, may outlive the runtime, and they point to a loop). */
+static void runtime_free(coil_runtime_t *rt)
+{
+	int64_t workers_live = 0;
+	if (rt->loops) {
+		for (unsigned i = 0; i < rt->n; i++) {
+			if (!rt->loops[i])
+				continue;
+			coil__loop_close_worker(rt->loops[i]);
+			workers_live += atomic_load_explicit(&rt->loops[i]->live,
+							     memory_order_relaxed);
+		}
 	}
 	/* What was never taken from the injection queue: callbacks handed in
 	 * from other threads hear that they will not run. */
@@ -422,7 +448,11 @@ static void runtime_free(coil_runtime_t *rt)
 	pthread_mutex_destroy(&rt->lock);
 	pthread_mutex_destroy(&rt->wait_mu);
 	pthread_cond_destroy(&rt->cond);
-	free(rt);
+	/* The workers' counts join the foreign one, without the bias: from
+	 * here on whoever takes it to zero frees what is left. */
+	int64_t d = workers_live - COIL__RT_BIAS;
+	if (atomic_fetch_add_explicit(&rt->live_foreign, d, memory_order_acq_rel) + d == 0)
+		runtime_destroy(rt);
 }
 
 int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
@@ -449,6 +479,7 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 		free(cpus);
 		return -ENOMEM;
 	}
+	atomic_init(&rt->live_foreign, COIL__RT_BIAS);
 	rt->n = n;
 	rt->cpus = cpus;
 	rt->ncpus = cpus ? ncpus : 0;

@@ -92,7 +92,7 @@ static void waiter_unlink(coil__waiter_t *w)
 
 /* Under the lock: claims and unlinks the first waiter of l that nobody
  * else has claimed, or returns NULL. */
-static struct qwaiter *take_first(coil__list_t *l)
+static inline __attribute__((always_inline)) struct qwaiter *take_first(coil__list_t *l)
 {
 	for (coil__list_t *p = l->next; p != l; p = p->next) {
 		struct qwaiter *qw = coil__container_of(p, struct qwaiter, w.cb.link);
@@ -130,7 +130,7 @@ static void wake_all(coil__list_t *l, int code)
 
 /* Queues the calling task on l, drops the lock and suspends until a waker
  * hands it something. */
-static int wait_on(coil__list_t *l, struct qwaiter *qw, coil_task_t *t,
+static inline __attribute__((always_inline)) int wait_on(coil__list_t *l, struct qwaiter *qw, coil_task_t *t,
 		   coil_queue_t *q)
 {
 	coil__waiter_init(&qw->w, t, waiter_unlink, q);
@@ -339,7 +339,7 @@ int coil_queue_destroy(coil_queue_t *q)
 
 /* Under the lock: puts item without waiting, or says -EAGAIN. A getter
  * handed the item directly is returned in *wake, to be woken unlocked. */
-static int put_now(coil_queue_t *q, void *item, struct qwaiter **wake)
+static inline __attribute__((always_inline)) int put_now(coil_queue_t *q, void *item, struct qwaiter **wake)
 {
 	if (q->shutdown)
 		return COIL_ECLOSED;
@@ -364,7 +364,7 @@ static int put_now(coil_queue_t *q, void *item, struct qwaiter **wake)
 /* Under the lock: gets an item without waiting, or says -EAGAIN (or
  * COIL_ECLOSED). A putter whose item took the freed slot is returned in
  * *wake. */
-static int get_now(coil_queue_t *q, void **item, struct qwaiter **wake)
+static inline __attribute__((always_inline)) int get_now(coil_queue_t *q, void **item, struct qwaiter **wake)
 {
 	if (!q->count)
 		return q->shutdown ? COIL_ECLOSED : -EAGAIN;
@@ -381,7 +381,7 @@ static int get_now(coil_queue_t *q, void **item, struct qwaiter **wake)
 }
 
 /* Wakes (unlocked) the waiter put_now or get_now handed something to. */
-static void wake_one(struct qwaiter *qw)
+static inline __attribute__((always_inline)) void wake_one(struct qwaiter *qw)
 {
 	if (qw)
 		coil__waiter_wake(&qw->w, 0);
