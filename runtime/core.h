@@ -399,6 +399,21 @@ struct coil_loop {
 	 * woken from other threads). */
 	coil__spin_t inbox_lock;
 	coil__fifo_t inbox;
+	/* Thread-safe call handles that ran here, for the next callers to
+	 * reuse (under inbox_lock): a thread that only submits would
+	 * otherwise allocate fresh memory for every call, which the loop's
+	 * thread frees into its own arena. hret is the loop thread's own
+	 * list of those that ran since it last took the lock. */
+	coil__fnode_t *hfree;
+	size_t nhfree;
+	coil__fnode_t *hret;
+	size_t nhret;
+	/* Runtime workers: task handles and bodies on their way back to the
+	 * runtime's pool for outside spawners (owner only). */
+	void *rhandles;
+	size_t nrhandles;
+	struct coil__task_body *rbodies;
+	size_t nrbodies;
 	atomic_size_t inbox_len;
 	atomic_bool sleeping;     /* in (or entering) its ring's wait */
 	/* The runtime, when the loop is one of its workers (else NULL). */
@@ -435,6 +450,16 @@ struct coil_runtime {
 	 * COIL__RT_BIAS until shutdown folds the workers' counts in: the one
 	 * that takes it to zero then frees the loops and the runtime. */
 	_Atomic int64_t live_foreign;
+	/* Task handles and bodies for spawns from threads outside the
+	 * runtime (coil_runtime_spawn), which have no cache of their own:
+	 * workers hand back, in batches, what tasks spawned that way leave
+	 * behind, so that such a thread reuses memory instead of touching
+	 * fresh pages for every task (under fpool_lock). */
+	coil__spin_t fpool_lock;
+	void *fhandles;
+	size_t nfhandles;
+	struct coil__task_body *fbodies;
+	size_t nfbodies;
 	pthread_mutex_t lock;     /* threads, state below */
 	pthread_mutex_t wait_mu;  /* shutdown waiting for the tasks to end */
 	pthread_cond_t cond;
@@ -735,10 +760,27 @@ void coil__waiter_timer_done(coil__waiter_t *w);
 void coil__task_pin_cur(void);
 void coil__task_unpin_cur(void);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
+/* Hands a worker's batch of spare handles and bodies to its runtime's
+ * pool for outside spawners (sched/runtime.c). */
+void coil__runtime_pool_give(coil_loop_t *loop);
+#define COIL__POOL_BATCH 64
+
 /* Frees a task handle whose last reference went. */
 static inline void coil__task_free_handle(coil_task_t *t)
 {
-	coil__obj_put(task_cache, sizeof(coil_task_t), t);
+	coil_loop_t *l = coil__running_loop;
+	if (l && !l->closed && coil__cache_max) {
+		if (l->task_cache.n < l->task_cache.max || !l->rt) {
+			coil__objcache_put(&l->task_cache, t);
+			return;
+		}
+		*(void **)t = l->rhandles;
+		l->rhandles = t;
+		if (++l->nrhandles >= COIL__POOL_BATCH)
+			coil__runtime_pool_give(l);
+		return;
+	}
+	coil__free(t, sizeof(*t));
 }
 /* Frees the loop's pools of bodies and handles (loop close). */
 void coil__task_pools_free(coil_loop_t *loop);

@@ -72,7 +72,12 @@ void coil_future_release(coil_future_t *f)
 	if (!f)
 		return;
 	if (coil__mt()) {
-		if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+		/* A count of 1 is ours alone: nobody else holds a reference
+		 * to take another one from, so the last release needs no
+		 * atomic read-modify-write (the acquire pairs with the other
+		 * holders' releasing decrements). */
+		if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
+		    atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
 			return;
 	} else {
 		uint32_t r = atomic_load_explicit(&f->refs, memory_order_relaxed) - 1;

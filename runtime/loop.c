@@ -339,11 +339,47 @@ bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
 	return true;
 }
 
+/* The most thread-safe call handles a loop keeps for reuse. */
+#define HANDLE_REUSE_MAX 4096
+
+static void ts_handle_init(coil_handle_t *h, coil_loop_t *loop, coil_cb cb,
+			   coil_cb dropped, void *arg)
+{
+	memset(h, 0, sizeof(*h));
+	h->run.kind = COIL__RUN_HANDLE;
+	h->loop = loop;
+	h->cb = cb;
+	h->arg = arg;
+	h->dropped = dropped;
+	h->refs = 1;
+	h->scheduled = true;
+	h->timer.idx = UINT32_MAX;
+	h->timer.when = -1;
+}
+
 int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 				       coil_cb dropped, void *arg)
 {
 	if (!loop || !cb)
 		return -EINVAL;
+	if (!loop->any) {
+		/* A handle that already ran here, if there is one: taken
+		 * under the lock the push needs anyway. */
+		coil__spin_lock(&loop->inbox_lock);
+		coil__fnode_t *n = loop->hfree;
+		if (n && !loop->closed) {
+			loop->hfree = n->next;
+			loop->nhfree--;
+			coil_handle_t *h = coil__container_of(n, coil_handle_t, run.node);
+			ts_handle_init(h, loop, cb, dropped, arg);
+			coil__fifo_push(&loop->inbox, &h->run.node);
+			atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_seq_cst);
+			loop_kick(loop);
+			coil__spin_unlock(&loop->inbox_lock);
+			return 0;
+		}
+		coil__spin_unlock(&loop->inbox_lock);
+	}
 	coil_handle_t *h = coil__calloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -365,6 +401,19 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 	return 0;
 }
 
+/* Under inbox_lock: makes the handles that ran here reusable by callers. */
+static void hret_give_back(coil_loop_t *loop)
+{
+	while (loop->hret && loop->nhfree < HANDLE_REUSE_MAX) {
+		coil__fnode_t *n = loop->hret;
+		loop->hret = n->next;
+		loop->nhret--;
+		n->next = loop->hfree;
+		loop->hfree = n;
+		loop->nhfree++;
+	}
+}
+
 static void drain_inbox(coil_loop_t *loop)
 {
 	if (!atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
@@ -373,6 +422,7 @@ static void drain_inbox(coil_loop_t *loop)
 	coil__fifo_t q = loop->inbox;
 	coil__fifo_init(&loop->inbox);
 	atomic_store_explicit(&loop->inbox_len, 0, memory_order_relaxed);
+	hret_give_back(loop);
 	coil__spin_unlock(&loop->inbox_lock);
 	/* Handles in there come from coil__calloc with timer.kind 0 (see
 	 * coil__loop_call_soon_threadsafe_ex), which is how run_handle and
@@ -388,7 +438,16 @@ static void run_handle(coil_handle_t *h)
 	if (!h->cancelled)
 		h->cb(h->arg);
 	if (h->timer.kind == 0) {
-		/* A call_soon_threadsafe handle (not from a cache). */
+		/* A call_soon_threadsafe handle (not from a cache): kept for
+		 * the next caller when it came through this loop's inbox. */
+		coil_loop_t *loop = h->loop;
+		if (loop == coil__running_loop && !loop->closed &&
+		    loop->nhret < HANDLE_REUSE_MAX) {
+			h->run.node.next = loop->hret;
+			loop->hret = &h->run.node;
+			loop->nhret++;
+			return;
+		}
 		coil__free(h, sizeof(*h));
 		return;
 	}
@@ -839,8 +898,20 @@ static void drop_ready(coil_loop_t *loop)
 	}
 }
 
+static void handles_free(coil__fnode_t *n)
+{
+	while (n) {
+		coil__fnode_t *next = n->next;
+		coil__free(coil__container_of(n, coil_handle_t, run.node),
+			   sizeof(coil_handle_t));
+		n = next;
+	}
+}
+
 static void loop_free(coil_loop_t *loop)
 {
+	handles_free(loop->hfree);
+	handles_free(loop->hret);
 	if (loop->multi)
 		coil__deque_fini(&loop->deque);
 	coil__ring_destroy(loop->ring);

@@ -50,6 +50,32 @@ static coil__task_body_t *body_get(void)
 	return coil__malloc(sizeof(*b));
 }
 
+/* A handle and a body for a spawn from outside the runtime: from the
+ * runtime's pool when it has some (see coil_runtime_t.fpool_lock). */
+static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t **b)
+{
+	*t = NULL;
+	*b = NULL;
+	if (coil__cache_max) {
+		coil__spin_lock(&rt->fpool_lock);
+		if (rt->fhandles) {
+			*t = rt->fhandles;
+			rt->fhandles = *(void **)*t;
+			rt->nfhandles--;
+		}
+		if (rt->fbodies) {
+			*b = rt->fbodies;
+			rt->fbodies = (coil__task_body_t *)(*b)->run.node.next;
+			rt->nfbodies--;
+		}
+		coil__spin_unlock(&rt->fpool_lock);
+	}
+	if (!*t)
+		*t = coil__malloc(sizeof(coil_task_t));
+	if (!*b)
+		*b = coil__malloc(sizeof(coil__task_body_t));
+}
+
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 {
 	/* Keep one ended task's stack at hand for the next task that starts:
@@ -67,6 +93,16 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 		b->run.node.next = (coil__fnode_t *)loop->free_bodies;
 		loop->free_bodies = b;
 		loop->nfree_bodies++;
+		return;
+	}
+	if (loop && !loop->closed && loop->rt && coil__cache_max) {
+		/* The worker's own cache is full: tasks come from elsewhere.
+		 * Hand bodies back to the runtime's pool for outside
+		 * spawners. */
+		b->run.node.next = (coil__fnode_t *)loop->rbodies;
+		loop->rbodies = b;
+		if (++loop->nrbodies >= COIL__POOL_BATCH)
+			coil__runtime_pool_give(loop);
 		return;
 	}
 	coil__free(b, sizeof(*b));
@@ -122,12 +158,20 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 		return coil_runtime_spawn(loop->rt, out, fn, arg, opts);
 	if (loop->closed)
 		return COIL_ECLOSED;
-	coil_task_t *t = coil__obj_get(task_cache, sizeof(coil_task_t));
-	if (!t)
-		return -ENOMEM;
-	coil__task_body_t *b = body_get();
-	if (!b) {
-		coil__task_free_handle(t);
+	coil_task_t *t;
+	coil__task_body_t *b;
+	coil_loop_t *me = coil__running_loop;
+	if (!me && loop->rt) {
+		foreign_get(loop->rt, &t, &b);
+	} else {
+		t = coil__obj_get(task_cache, sizeof(coil_task_t));
+		b = body_get();
+	}
+	if (!t || !b) {
+		if (t)
+			coil__task_free_handle(t);
+		if (b)
+			coil__task_free_body(NULL, b);
 		return -ENOMEM;
 	}
 	b->coro.stack = NULL;
@@ -268,10 +312,9 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 {
 	coil_task_t *t = b->task;
-	coil__lock(&t->clock);
-	bool cancelled = atomic_load_explicit(&b->must_cancel, memory_order_relaxed);
-	coil__unlock(&t->clock);
-	if (cancelled) {
+	/* No lock: a cancellation that lands after this look is delivered
+	 * at the task's first await. */
+	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
 		task_finish(loop, t, -ECANCELED);
 		return false;
 	}

@@ -383,6 +383,20 @@ static unsigned affinity_cpus(int **out)
 
 void coil__runtime_opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in);
 
+static void pool_free_lists(void **handles, coil__task_body_t **bodies)
+{
+	while (*handles) {
+		void *h = *handles;
+		*handles = *(void **)h;
+		coil__free(h, sizeof(coil_task_t));
+	}
+	while (*bodies) {
+		coil__task_body_t *b = *bodies;
+		*bodies = (coil__task_body_t *)b->run.node.next;
+		coil__free(b, sizeof(*b));
+	}
+}
+
 /* Frees the loops and the runtime itself: once shut down and no future of
  * the runtime is left. */
 static void runtime_destroy(coil_runtime_t *rt)
@@ -413,6 +427,7 @@ static void runtime_free(coil_runtime_t *rt)
 			if (!rt->loops[i])
 				continue;
 			coil__loop_close_worker(rt->loops[i]);
+			pool_free_lists(&rt->loops[i]->rhandles, &rt->loops[i]->rbodies);
 			workers_live += atomic_load_explicit(&rt->loops[i]->live,
 							     memory_order_relaxed);
 		}
@@ -435,6 +450,7 @@ static void runtime_free(coil_runtime_t *rt)
 		}
 	}
 	coil__inject_fini(&rt->inject);
+	pool_free_lists(&rt->fhandles, &rt->fbodies);
 	free(rt->any);
 	free(rt->idle);
 	free(rt->threads);
@@ -569,6 +585,35 @@ int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out, coil_fn fn,
 	 * elsewhere: listed on worker 0, queued on the injection queue. */
 	coil_loop_t *loop = me && me->rt == rt ? me : rt->loops[0];
 	return coil_task_factory_default(loop, out, fn, arg, opts);
+}
+
+/* The most handles (and bodies) the pool for outside spawners keeps. */
+#define FPOOL_MAX 8192
+
+void coil__runtime_pool_give(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	coil__spin_lock(&rt->fpool_lock);
+	while (loop->rhandles && rt->nfhandles < FPOOL_MAX) {
+		void *h = loop->rhandles;
+		loop->rhandles = *(void **)h;
+		loop->nrhandles--;
+		*(void **)h = rt->fhandles;
+		rt->fhandles = h;
+		rt->nfhandles++;
+	}
+	while (loop->rbodies && rt->nfbodies < FPOOL_MAX) {
+		coil__task_body_t *b = loop->rbodies;
+		loop->rbodies = (coil__task_body_t *)b->run.node.next;
+		loop->nrbodies--;
+		b->run.node.next = (coil__fnode_t *)rt->fbodies;
+		rt->fbodies = b;
+		rt->nfbodies++;
+	}
+	coil__spin_unlock(&rt->fpool_lock);
+	/* The pool is full: what is left goes back to the allocator. */
+	pool_free_lists(&loop->rhandles, &loop->rbodies);
+	loop->nrhandles = loop->nrbodies = 0;
 }
 
 /* --- worker threads ---------------------------------------------------- */
