@@ -114,21 +114,27 @@ static void explain_failure(int err)
 	}
 }
 
-int coil__ring_create(coil__ring_t **out, unsigned entries)
+int coil__ring_create(coil__ring_t **out, unsigned entries, bool portable)
 {
-	static const unsigned tries[] = {
+	static const unsigned best[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
 			IORING_SETUP_SUBMIT_ALL,
 		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
 		0,
 	};
+	/* A ring that may change threads with operations in flight: any
+	 * thread may submit and reap, and completions are posted without
+	 * waiting for the submitter to enter the kernel. */
+	static const unsigned moving[] = { IORING_SETUP_SUBMIT_ALL, 0 };
+	const unsigned *tries = portable ? moving : best;
+	size_t ntries = portable ? 2 : 3;
 	coil__ring_t *r = coil__calloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	if (!entries)
 		entries = 256;
 	int err = -EINVAL;
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+	for (size_t i = 0; i < ntries; i++) {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i];

@@ -28,11 +28,14 @@ typedef struct coil__ring_op {
 } coil__ring_op_t;
 
 /*
- * Creates a ring with `entries` SQ entries (0: 256). Returns 0 or a negative
+ * Creates a ring with `entries` SQ entries (0: 256). A portable ring may be
+ * driven by one thread and then another while operations are in flight (a
+ * runtime's worker 0, which block_on runs on the caller's thread): it does
+ * without SINGLE_ISSUER and DEFER_TASKRUN. Returns 0 or a negative
  * errno; when io_uring is unavailable (-ENOSYS, -EPERM) it prints why and
  * what to do on stderr.
  */
-int coil__ring_create(coil__ring_t **out, unsigned entries);
+int coil__ring_create(coil__ring_t **out, unsigned entries, bool portable);
 
 /*
  * Makes the calling thread the ring's submitter. With SINGLE_ISSUER only the

@@ -464,8 +464,15 @@ struct coil_runtime {
 	pthread_mutex_t wait_mu;  /* shutdown waiting for the tasks to end */
 	pthread_cond_t cond;
 	atomic_bool waiting;
+	/* Background worker threads live until shutdown: a stopped worker
+	 * parks (park_cond, under lock) rather than exits, so that its ring,
+	 * whose operations only its thread may reap, stays with it. */
+	pthread_cond_t park_cond;
 	pthread_t *threads;
-	bool *thread_running;
+	bool *thread_created;
+	bool *want_run;           /* told to run its loop */
+	bool *in_loop;            /* running its loop */
+	bool exiting;             /* shutdown: threads leave for good */
 	bool started;
 	bool block_on_active;
 	bool pin;

@@ -62,12 +62,13 @@ static void opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in)
 	o->size = sizeof(*o);
 }
 
-static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o)
+static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
+		    bool portable)
 {
 	coil_loop_t *loop = coil__calloc(sizeof(*loop));
 	if (!loop)
 		return -ENOMEM;
-	int rc = coil__ring_create(&loop->ring, o->ring_entries);
+	int rc = coil__ring_create(&loop->ring, o->ring_entries, portable);
 	if (rc) {
 		coil__free(loop, sizeof(*loop));
 		return rc;
@@ -96,7 +97,7 @@ int coil_new_event_loop_opts(coil_loop_t **out, const coil_runtime_opts_t *in)
 		return -EINVAL;
 	coil_runtime_opts_t o;
 	opts_read(&o, in);
-	return loop_new(out, &o);
+	return loop_new(out, &o, false);
 }
 
 void coil__runtime_opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in)
@@ -108,7 +109,9 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 			  const coil_runtime_opts_t *o)
 {
 	coil_loop_t *loop;
-	int rc = loop_new(&loop, o);
+	/* Worker 0 runs on block_on's caller and, at other times, on a
+	 * thread of the runtime's: its ring must be able to move. */
+	int rc = loop_new(&loop, o, index == 0);
 	if (rc)
 		return rc;
 	loop->rt = rt;

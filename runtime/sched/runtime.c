@@ -454,7 +454,9 @@ static void runtime_free(coil_runtime_t *rt)
 	free(rt->any);
 	free(rt->idle);
 	free(rt->threads);
-	free(rt->thread_running);
+	free(rt->thread_created);
+	free(rt->want_run);
+	free(rt->in_loop);
 	free(rt->cpus);
 	if (rt->stop_pipe[0] >= 0) {
 		close(rt->stop_pipe[0]);
@@ -464,6 +466,7 @@ static void runtime_free(coil_runtime_t *rt)
 	pthread_mutex_destroy(&rt->lock);
 	pthread_mutex_destroy(&rt->wait_mu);
 	pthread_cond_destroy(&rt->cond);
+	pthread_cond_destroy(&rt->park_cond);
 	/* The workers' counts join the foreign one, without the bias: from
 	 * here on whoever takes it to zero frees what is left. */
 	int64_t d = workers_live - COIL__RT_BIAS;
@@ -510,6 +513,7 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rt->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&rt->park_cond, NULL);
 	coil__inject_init(&rt->inject);
 	/* From now on objects may be shared between threads: every lock is
 	 * taken for real (it is never turned off again). */
@@ -518,10 +522,13 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 	rt->loops = calloc(n, sizeof(*rt->loops));
 	rt->idle = calloc(n, sizeof(*rt->idle));
 	rt->threads = calloc(n, sizeof(*rt->threads));
-	rt->thread_running = calloc(n, sizeof(*rt->thread_running));
+	rt->thread_created = calloc(n, sizeof(*rt->thread_created));
+	rt->want_run = calloc(n, sizeof(*rt->want_run));
+	rt->in_loop = calloc(n, sizeof(*rt->in_loop));
 	rt->any = calloc(1, sizeof(*rt->any));
 	int p[2];
-	if (!rt->loops || !rt->idle || !rt->threads || !rt->thread_running || !rt->any)
+	if (!rt->loops || !rt->idle || !rt->threads || !rt->thread_created ||
+	    !rt->want_run || !rt->in_loop || !rt->any)
 		goto fail;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
 		rc = -errno;
@@ -623,6 +630,12 @@ typedef struct worker_arg {
 	unsigned i;
 } worker_arg_t;
 
+static void wake_all(coil_runtime_t *rt)
+{
+	for (unsigned i = 0; i < rt->n; i++)
+		coil__ring_wake(rt->loops[i]->ring);
+}
+
 static void *worker_main(void *p)
 {
 	worker_arg_t a = *(worker_arg_t *)p;
@@ -639,56 +652,89 @@ static void *worker_main(void *p)
 		CPU_SET(rt->cpus[a.i % rt->ncpus], &set);
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
-	if (coil__loop_enter(loop) == 0) {
-		coil__worker_loop(loop);
-		coil__loop_leave(loop);
+	pthread_mutex_lock(&rt->lock);
+	for (;;) {
+		while (!rt->want_run[a.i] && !rt->exiting)
+			pthread_cond_wait(&rt->park_cond, &rt->lock);
+		if (rt->exiting)
+			break;
+		rt->in_loop[a.i] = true;
+		pthread_mutex_unlock(&rt->lock);
+		if (coil__loop_enter(loop) == 0) {
+			coil__worker_loop(loop);
+			coil__loop_leave(loop);
+		}
+		pthread_mutex_lock(&rt->lock);
+		rt->in_loop[a.i] = false;
+		rt->want_run[a.i] = false;
+		pthread_cond_broadcast(&rt->park_cond);
 	}
+	pthread_mutex_unlock(&rt->lock);
 	return NULL;
 }
 
-/* Starts a thread for each worker in [from, n) not running. rt->lock held. */
+/* Under rt->lock: has workers from..n-1 run their loops in background
+ * threads, starting the threads that do not exist yet. */
 static int start_threads(coil_runtime_t *rt, unsigned from)
 {
+	atomic_store_explicit(&rt->stop, false, memory_order_seq_cst);
+	int rc = 0;
 	for (unsigned i = from; i < rt->n; i++) {
-		if (rt->thread_running[i])
+		rt->want_run[i] = true;
+		if (rt->thread_created[i])
 			continue;
 		worker_arg_t *a = malloc(sizeof(*a));
-		if (!a)
-			return -ENOMEM;
+		if (!a) {
+			rt->want_run[i] = false;
+			rc = -ENOMEM;
+			break;
+		}
 		a->rt = rt;
 		a->i = i;
 		/* Workers block nothing: signals go to the program's threads. */
 		sigset_t all, old;
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		int rc = pthread_create(&rt->threads[i], NULL, worker_main, a);
+		int e = pthread_create(&rt->threads[i], NULL, worker_main, a);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc) {
+		if (e) {
 			free(a);
-			return -rc;
+			rt->want_run[i] = false;
+			rc = -e;
+			break;
 		}
-		rt->thread_running[i] = true;
+		rt->thread_created[i] = true;
 	}
-	return 0;
+	pthread_cond_broadcast(&rt->park_cond);
+	return rc;
 }
 
-static void wake_all(coil_runtime_t *rt)
-{
-	for (unsigned i = 0; i < rt->n; i++)
-		coil__ring_wake(rt->loops[i]->ring);
-}
-
-/* Stops and joins every background worker thread. rt->lock held. */
-static void join_threads(coil_runtime_t *rt)
+/* Under rt->lock: makes every background worker leave its loop and waits
+ * until they are all parked. */
+static void park_threads(coil_runtime_t *rt)
 {
 	atomic_store_explicit(&rt->stop, true, memory_order_seq_cst);
 	wake_all(rt);
 	for (unsigned i = 0; i < rt->n; i++) {
-		if (!rt->thread_running[i])
-			continue;
-		pthread_join(rt->threads[i], NULL);
-		rt->thread_running[i] = false;
+		rt->want_run[i] = false;
+		while (rt->in_loop[i])
+			pthread_cond_wait(&rt->park_cond, &rt->lock);
 	}
+}
+
+/* Under rt->lock: parks the workers, then ends and joins their threads. */
+static void exit_threads(coil_runtime_t *rt)
+{
+	park_threads(rt);
+	rt->exiting = true;
+	pthread_cond_broadcast(&rt->park_cond);
+	pthread_mutex_unlock(&rt->lock);
+	for (unsigned i = 0; i < rt->n; i++)
+		if (rt->thread_created[i])
+			pthread_join(rt->threads[i], NULL);
+	pthread_mutex_lock(&rt->lock);
+	for (unsigned i = 0; i < rt->n; i++)
+		rt->thread_created[i] = false;
 }
 
 int coil_runtime_start(coil_runtime_t *rt)
@@ -702,10 +748,9 @@ int coil_runtime_start(coil_runtime_t *rt)
 	}
 	int rc = start_threads(rt, 0);
 	if (rc)
-		join_threads(rt);
+		park_threads(rt);
 	else
 		rt->started = true;
-	atomic_store_explicit(&rt->stop, false, memory_order_relaxed);
 	pthread_mutex_unlock(&rt->lock);
 	return rc;
 }
@@ -872,8 +917,7 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	}
 	/* Every worker in a background thread, whether it was started,
 	 * stopped (coil_runtime_stop) or driven by block_on until now. */
-	join_threads(rt);
-	atomic_store_explicit(&rt->stop, false, memory_order_seq_cst);
+	park_threads(rt);
 	int rc = start_threads(rt, 0);
 	rt->block_on_active = true; /* keeps block_on and start out */
 	pthread_mutex_unlock(&rt->lock);
@@ -899,7 +943,7 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	}
 	size_t left = live_tasks(rt);
 	pthread_mutex_lock(&rt->lock);
-	join_threads(rt);
+	exit_threads(rt);
 	pthread_mutex_unlock(&rt->lock);
 	if (left)
 		fprintf(stderr, "coil: runtime shut down with %zu task(s) that ignored "
