@@ -44,6 +44,8 @@ static bool background_loop_lines(const char *out);
 static bool threadsafe_coroutines_lines(const char *out);
 static bool parallel_fib_lines(const char *out);
 static bool cpu_fanout_lines(const char *out);
+static bool executor_factorial_lines(const char *out);
+static bool process_pool_hash_lines(const char *out);
 
 struct example {
 	const char *name;   /* executable */
@@ -175,6 +177,15 @@ static const struct example examples[] = {
 	  "CPU-bound tasks fanned out over a runtime's workers: CPU time against "
 	  "wall time shows the cores busy",
 	  NULL, NULL, cpu_fanout_lines },
+	{ "executor_factorial",
+	  "the factorial tasks sleeping in the default executor's threads, for "
+	  "real: the time of the longest chain, not of all sleeps "
+	  "(run_in_executor in the seed)",
+	  NULL, NULL, executor_factorial_lines },
+	{ "process_pool_hash",
+	  "a CPU-heavy hash split over a process pool running this binary "
+	  "again as workers (ProcessPoolExecutor in the seed)",
+	  NULL, NULL, process_pool_hash_lines },
 };
 
 /* "TIME: <seconds>\n" first (the number varies), then exactly `rest`. */
@@ -238,6 +249,48 @@ static bool cpu_fanout_lines(const char *out)
 		out = nl + 1;
 	}
 	return strncmp(out, "wall ", 5) == 0 && strstr(out, "CPU/wall = ") != NULL;
+}
+
+/* The seed's lines, then the time: C's three sleeps (3.3 s), well below
+ * the nine sleeps' sum (9.45 s) even on a busy machine. */
+static bool executor_factorial_lines(const char *out)
+{
+	size_t n = strlen(FACTORIAL_LINES);
+	int secs, end = -1;
+	if (strncmp(out, FACTORIAL_LINES, n) != 0)
+		return false;
+	out += n;
+	if (sscanf(out, "elapsed: %d s for 9 sleeps of 1 s\n%n", &secs, &end) != 1 ||
+	    end < 0 || out[end] != '\0')
+		return false;
+	return secs >= 3 && secs <= 4;
+}
+
+/* Eight chunk hashes, their agreement, and a speedup that is a number (it
+ * depends on the machine and its load). */
+static bool process_pool_hash_lines(const char *out)
+{
+	for (int i = 0; i < 8; i++) {
+		int k = -1, n = -1;
+		char hex[17];
+		if (sscanf(out, "chunk %d: %16[0-9a-f]\n%n", &k, hex, &n) != 2 || k != i ||
+		    n < 0 || strlen(hex) != 16)
+			return false;
+		out += n;
+	}
+	const char *agree = "hashes agree\n";
+	if (strncmp(out, agree, strlen(agree)) != 0)
+		return false;
+	out += strlen(agree);
+	double seq, pool, speedup;
+	unsigned w;
+	int n = -1;
+	if (sscanf(out, "sequential %lf s, %u worker process%*[es] %lf s: speedup %lf\n%n",
+		   &seq, &w, &pool, &speedup, &n) != 4 &&
+	    sscanf(out, "sequential %lf s, %u worker process %lf s: speedup %lf\n%n",
+		   &seq, &w, &pool, &speedup, &n) != 4)
+		return false;
+	return n > 0 && out[n] == '\0' && w >= 1 && seq > 0 && pool > 0 && speedup > 0;
 }
 
 /* Five lines shaped like Python's str(datetime.now()). */

@@ -41,6 +41,7 @@
 #include "spin.h"
 #include "sched/deque.h"
 #include "sched/inject.h"
+#include "debug/debug_int.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COIL_ASAN 1
@@ -262,6 +263,9 @@ struct coil__waiter {
 	coil_loop_t *timer_loop;  /* the loop whose heap holds `timer`, or NULL */
 	int result;
 	atomic_uchar claimed;     /* 1 once someone took it to wake it */
+	const char *what;         /* what it waits for, for task listings
+				   * (runtime/debug): a static string set by
+				   * the primitive after coil__waiter_init */
 };
 
 enum {
@@ -321,6 +325,7 @@ typedef struct coil__task_body {
 	bool cancel_woken;        /* woken with -ECANCELED, not yet run: a
 				   * second cancel is the same delivery */
 	bool started;
+	int64_t created;          /* spawn time (coil__clock_ns) in debug mode, else 0 */
 } coil__task_body_t;
 
 struct coil_task {
@@ -378,6 +383,7 @@ struct coil_loop {
 	bool running;
 	bool stopping;
 	bool closed;
+	bool debug;               /* debug mode (coil/debug.h) */
 	size_t stack_size;
 	coil_exception_handler exc_handler;
 	void *exc_arg;
@@ -709,6 +715,7 @@ static inline void coil__waiter_init(coil__waiter_t *w, coil_task_t *t,
 	w->timer_loop = NULL;
 	w->result = 0;
 	atomic_init(&w->claimed, 0);
+	w->what = NULL;
 }
 
 /* Returns true for exactly one caller per wait: the one that may wake w. */
@@ -806,6 +813,17 @@ void coil__task_force_close(coil_task_t *t);
 /* Closes the async generators still open on the loop (runtime/gen/gen.c);
  * called by coil_loop_close before it finishes the tasks. */
 void coil__gen_shutdown_loop(coil_loop_t *loop);
+
+/* Removes the signal handlers still installed on the loop and frees its
+ * signal state (io/signal.c); called when the loop closes, once its tasks
+ * have ended and no ring of it is reaped any more. */
+void coil__signal_loop_close(coil_loop_t *loop);
+
+/* Shuts down the default executor of `owner` (a runtime, or a loop made
+ * with coil_new_event_loop) and waits for its threads
+ * (runtime/executor/default.c); called by coil_runtime_shutdown and
+ * coil_loop_close once the tasks have ended, before the loops close. */
+void coil__executor_owner_close(void *owner);
 
 /* Takes the message set by coil_errorf on this thread/task, or NULL. */
 char *coil__take_errmsg(void);

@@ -366,10 +366,16 @@ int coil_coro_close(coil_coro_t *c)
 	return c->ignored_close ? COIL_EINVALSTATE : 0;
 }
 
+/* Debug mode's check (runtime/debug/debug.c). Weak, so that this file
+ * links without the rest of the runtime (tests/cross/aarch64.sh). */
+void coil__debug_coro_destroy(coil_coro_t *c) __attribute__((weak));
+
 void coil_coro_destroy(coil_coro_t *c)
 {
 	if (!c)
 		return;
+	if (coil__debug_coro_destroy)
+		coil__debug_coro_destroy(c);
 	if (c->state == COIL_CORO_SUSPENDED && !c->awaiting)
 		coil_coro_close(c);
 	if (c->state == COIL_CORO_CLOSED && c->ret == 0 && !c->result_taken &&

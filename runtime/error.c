@@ -16,6 +16,9 @@ const char *coil_strerror(int err)
 	case COIL_EDONE: return "end of iteration";
 	case COIL_ECLOSED: return "closed";
 	case COIL_EBROKEN: return "worker process died running the job";
+	case COIL_EINCOMPLETE: return "end of stream before the read was complete";
+	case COIL_ELIMIT: return "separator not found within the limit";
+	case COIL_ENONAME: return "name or service not known";
 	}
 	if (err < 0 && err > -4096)
 		return strerror(-err);
@@ -30,6 +33,9 @@ const char *coil_err_name(int err)
 	case COIL_EDONE: return "COIL_EDONE";
 	case COIL_ECLOSED: return "COIL_ECLOSED";
 	case COIL_EBROKEN: return "COIL_EBROKEN";
+	case COIL_EINCOMPLETE: return "COIL_EINCOMPLETE";
+	case COIL_ELIMIT: return "COIL_ELIMIT";
+	case COIL_ENONAME: return "COIL_ENONAME";
 	case -ECANCELED: return "ECANCELED";
 	case -ETIMEDOUT: return "ETIMEDOUT";
 	case -EINVAL: return "EINVAL";

@@ -419,6 +419,7 @@ int coil_await(coil_future_t *f, void **result)
 	if (fstate(f) == COIL__F_PENDING) {
 		coil__waiter_t w;
 		coil__waiter_init(&w, t, waiter_unlink, f);
+		w.what = "future";
 		coil__lock(&f->lock);
 		if (atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_PENDING) {
 			coil__list_push(&f->cbs, &w.cb.link);

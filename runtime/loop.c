@@ -87,6 +87,8 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
 	loop->stack_size = o->stack_size;
 	if (loop->virtual_clock)
 		loop->vnow = coil__clock_ns();
+	loop->debug = o->debug || coil__debug_env();
+	coil__debug_loop_register(loop);
 	*out = loop;
 	return 0;
 }
@@ -119,6 +121,7 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 	loop->multi = true; /* depth-first deques even with one worker */
 	loop->rng = 0x9E3779B97F4A7C15ull * (index + 1);
 	if (loop->multi && (rc = coil__deque_init(&loop->deque, 1024))) {
+		coil__debug_loop_unregister(loop);
 		coil__ring_destroy(loop->ring);
 		coil__free(loop, sizeof(*loop));
 		return rc;
@@ -706,7 +709,7 @@ void coil__worker_loop(coil_loop_t *loop)
 		if (coil__ring_inflight(loop->ring))
 			loop_wait(loop, 0);
 		fire_timers(loop);
-		size_t n = loop->ready.len;
+		size_t n = loop->ready.len, ran = n;
 		while (n--) {
 			coil__fnode_t *node = coil__fifo_pop(&loop->ready);
 			run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
@@ -719,7 +722,10 @@ void coil__worker_loop(coil_loop_t *loop)
 			if (worker_should_leave(loop))
 				return;
 		}
-		if (steps || loop->ready.len || worker_should_leave(loop) ||
+		/* What ran from the ready FIFO (pinned tasks, woken by their
+		 * I/O) counts too: it may have queued SQEs, which the next
+		 * round submits at once instead of after the idle spin. */
+		if (ran || steps || loop->ready.len || worker_should_leave(loop) ||
 		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
 			continue;
 		/* Nothing found: park until the next timer, an I/O completion
@@ -754,6 +760,9 @@ int coil__loop_enter(coil_loop_t *loop)
 
 void coil__loop_leave(coil_loop_t *loop)
 {
+	/* The ring can only be entered by this thread: end what is in flight
+	 * before another thread may take the loop over (io/ring.h). */
+	coil__ring_quiesce(loop->ring);
 	coil__alloc_thread_release();
 	loop->running = false;
 	loop->stopping = false;
@@ -853,9 +862,16 @@ static void finish_tasks(coil_loop_t *loop)
 		coil__loop_finish_tasks(loop, round);
 		for (int i = 0; loop->ntasks && i < 100000; i++) {
 			if (!loop->ready.len && !loop->timers.n &&
-			    !coil__ring_inflight(loop->ring) &&
-			    !atomic_load_explicit(&loop->inbox_len, memory_order_acquire))
-				break;
+			    !atomic_load_explicit(&loop->inbox_len, memory_order_acquire)) {
+				/* Only I/O left: a cancelled operation completes at
+				 * once, but one that a task which ignores cancellation
+				 * started again may never: wait for it a bounded time,
+				 * then go on to the next round. */
+				if (!coil__ring_inflight(loop->ring) ||
+				    loop_wait(loop, 100 * 1000000) <= 0)
+					break;
+				continue;
+			}
 			run_once(loop);
 		}
 	}
@@ -913,6 +929,7 @@ static void handles_free(coil__fnode_t *n)
 
 static void loop_free(coil_loop_t *loop)
 {
+	coil__debug_loop_unregister(loop);
 	handles_free(loop->hfree);
 	handles_free(loop->hret);
 	if (loop->multi)
@@ -934,6 +951,7 @@ void coil__loop_unref_slow(coil_loop_t *loop)
  * future is freed (coil__loop_free_worker). */
 void coil__loop_close_worker(coil_loop_t *loop)
 {
+	coil__signal_loop_close(loop);
 	coil__spin_lock(&loop->inbox_lock);
 	loop->closed = true;
 	coil__fifo_splice(&loop->ready, &loop->inbox);
@@ -963,6 +981,8 @@ int coil_loop_close(coil_loop_t *loop)
 		finish_tasks(loop);
 		coil__loop_leave(loop);
 	}
+	coil__executor_owner_close(loop);
+	coil__signal_loop_close(loop);
 	coil__spin_lock(&loop->inbox_lock);
 	loop->closed = true;
 	coil__fifo_splice(&loop->ready, &loop->inbox);

@@ -211,6 +211,7 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	atomic_init(&b->must_cancel, false);
 	b->cancel_woken = false;
 	b->started = false;
+	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
 	coil__lock(&loop->tasks_lock);
 	coil__list_push(&loop->tasks, &b->all);
@@ -315,6 +316,8 @@ bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 	/* No lock: a cancellation that lands after this look is delivered
 	 * at the task's first await. */
 	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
+		if (loop->debug)
+			coil__debug_task_never_ran(t);
 		task_finish(loop, t, -ECANCELED);
 		return false;
 	}
@@ -701,6 +704,7 @@ int coil_sleep_ns(int64_t ns)
 	}
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, sleep_cancel, NULL);
+	w.what = "sleep";
 	int64_t now = coil__loop_now(loop);
 	int64_t when = ns > INT64_MAX - now ? INT64_MAX : now + ns;
 	rc = coil__waiter_timer_arm(&w, when);

@@ -37,3 +37,16 @@ add_executable(cxx_headers ${CMAKE_CURRENT_SOURCE_DIR}/cxx_headers.cc)
 target_link_libraries(cxx_headers PRIVATE coil)
 add_test(NAME cxx_headers COMMAND cxx_headers)
 set_tests_properties(cxx_headers PROPERTIES SKIP_RETURN_CODE 77)
+
+# gdb_tasks: tools/gdb/coil.py lists the tasks of a stopped program and of a
+# core file of it, with what they wait for, and prints their stacks
+# (tests/gdb_tasks.sh). Release builds only, as gdb_unwind.
+if(NOT COIL_SANITIZE)
+  add_executable(gdb_tasks_target ${CMAKE_CURRENT_SOURCE_DIR}/gdb_tasks_target.c)
+  target_compile_options(gdb_tasks_target PRIVATE -g -O1)
+  target_link_libraries(gdb_tasks_target PRIVATE coil)
+  add_test(NAME gdb_tasks
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/gdb_tasks.sh $<TARGET_FILE:gdb_tasks_target>
+            ${CMAKE_SOURCE_DIR}/tools/gdb/coil.py)
+  set_tests_properties(gdb_tasks PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()

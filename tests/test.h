@@ -164,9 +164,17 @@ static int test_main_(int argc, char **argv, const test_entry_t *tests,
 	return skipped == ran ? 77 : 0;
 }
 
+/* An optional hook that main runs first: a test file that needs one
+ * defines TEST_MAIN_HOOK(argc, argv) before including this header (the
+ * process-pool tests make the test binary their worker binary with it). */
+#ifndef TEST_MAIN_HOOK
+#define TEST_MAIN_HOOK(argc, argv) ((void)(argc), (void)(argv))
+#endif
+
 #define TEST_LIST(...) \
 	static const test_entry_t test_list_[] = { __VA_ARGS__ }; \
 	int main(int argc, char **argv) { \
+		TEST_MAIN_HOOK(argc, argv); \
 		return test_main_(argc, argv, test_list_, \
 				  sizeof(test_list_) / sizeof(test_list_[0])); }
 

@@ -20,5 +20,12 @@
 #include "threadsafe.h"
 #include "gen.h"
 #include "aiter.h"
+#include "executor.h"
+#include "process_pool.h"
+#include "debug.h"
+#include "io.h"
+#include "stream.h"
+#include "process.h"
+#include "signal.h"
 
 #endif /* COIL_COIL_H */

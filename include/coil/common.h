@@ -44,6 +44,12 @@ extern "C" {
 #define COIL_EDONE       (-4098) /* end of iteration (StopAsyncIteration) */
 #define COIL_ECLOSED     (-4099) /* the loop, coroutine or object is closed */
 #define COIL_EBROKEN     (-4100) /* a process-pool worker died running the job */
+#define COIL_EINCOMPLETE (-4101) /* the stream ended before the read was
+				   * complete (asyncio's IncompleteReadError) */
+#define COIL_ELIMIT      (-4102) /* no separator within the stream's limit
+				   * (asyncio's LimitOverrunError) */
+#define COIL_ENONAME     (-4103) /* the host or service name is not known
+				   * (getaddrinfo's EAI_NONAME) */
 
 /* Durations are int64_t nanoseconds; COIL_FOREVER waits without limit. */
 #define COIL_FOREVER ((int64_t)-1)

@@ -40,6 +40,8 @@ typedef struct coil_runtime_opts {
 	bool pin_workers;         /* pin worker i to the i-th allowed CPU */
 	const char *thread_name;  /* worker threads: "<name>-<i>"; NULL:
 				   * "coil" (at most 10 characters used) */
+	bool debug;               /* debug mode (coil/debug.h); also on for
+				   * every loop when COIL_DEBUG is set */
 } coil_runtime_opts_t;
 
 /* Fills *opts with the defaults. */

@@ -176,6 +176,7 @@ int coil__fset_wait(coil__fset_t *s, coil_task_t *t, int64_t deadline)
 		}
 		coil__waiter_t w;
 		coil__waiter_init(&w, t, fset_waiter_cancel, s);
+		w.what = "futures"; /* gather, wait, as_completed */
 		/* The timer is this worker's and cannot fire before the task
 		 * has switched out; arming it (rarely an allocation, when the
 		 * heap grows) under the lock keeps s->waiter ours meanwhile. */

@@ -355,6 +355,7 @@ static int wait_once(coil_taskgroup_t *tg)
 		return c;
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, tg_waiter_cancel, tg);
+	w.what = "task group";
 	coil__lock(&tg->lock);
 	if (tg->nchildren == 0 || tg->destroyed) {
 		coil__unlock(&tg->lock);

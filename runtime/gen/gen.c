@@ -282,6 +282,10 @@ static void gen_free(coil_gen_t *g)
 {
 	g->destroying = true;
 	coil_loop_t *loop = g->reg ? g->reg->loop : coil_get_event_loop();
+	/* Left open at a yield: debug mode reports it. */
+	if (g->coro.state == COIL_CORO_SUSPENDED)
+		coil__debug_gen_unclosed(loop, g->coro.name, (void *)g->body,
+					 "was destroyed without being closed (closed now)");
 	int rc = gen_close(g);
 	if (rc)
 		report_close_error(loop, g, rc);
@@ -473,6 +477,14 @@ void coil__gen_shutdown_loop(coil_loop_t *loop)
 {
 	if (!loop || !reg_find(loop, false))
 		return;
+	/* Debug mode reports the generators left open at a yield. */
+	gen_reg_t *open = reg_find(loop, false);
+	for (coil__list_t *p = open->gens.next; loop->debug && p != &open->gens; p = p->next) {
+		coil_gen_t *g = coil__container_of(p, coil_gen_t, link);
+		if (!gen_running(g))
+			coil__debug_gen_unclosed(loop, g->coro.name, (void *)g->body,
+						 "was still open when its loop closed (closed now)");
+	}
 	if (!loop->closed && !loop->running && !coil__running_loop)
 		(void)shutdown_in_task(loop);
 	/* What is left could not be closed in a task (none could be made, or

@@ -941,6 +941,9 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 		if (wait_tasks(rt, coil__clock_ns() + (round < 4 ? 2000 : 500) * (int64_t)1000000))
 			break;
 	}
+	/* The default executor's last jobs complete on the loops, which
+	 * still run. */
+	coil__executor_owner_close(rt);
 	size_t left = live_tasks(rt);
 	pthread_mutex_lock(&rt->lock);
 	exit_threads(rt);

@@ -131,6 +131,7 @@ static int enter(coil_barrier_t *b, coil_task_t **out)
 			return 0;
 		coil__waiter_t w;
 		coil__waiter_init(&w, *out, waiter_unlink, b);
+		w.what = "barrier";
 		coil__list_push(&b->blocked, &w.cb.link);
 		coil__unlock(&b->lock);
 		rc = coil__task_suspend(&w);
@@ -161,6 +162,7 @@ int coil_barrier_wait(coil_barrier_t *b)
 	} else {
 		coil__waiter_t w;
 		coil__waiter_init(&w, t, waiter_unlink, b);
+		w.what = "barrier";
 		coil__list_push(&b->waiting, &w.cb.link);
 		coil__unlock(&b->lock);
 		rc = coil__task_suspend(&w);

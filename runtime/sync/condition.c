@@ -159,6 +159,7 @@ int coil_condition_wait(coil_condition_t *c)
 		return rc;
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, waiter_unlink, c);
+	w.what = "condition";
 	coil__lock(&c->lock);
 	coil__list_push(&c->waiters, &w.cb.link);
 	coil__unlock(&c->lock);

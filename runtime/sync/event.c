@@ -124,6 +124,7 @@ int coil_event_wait(coil_event_t *e)
 	}
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, waiter_unlink, e);
+	w.what = "event";
 	coil__list_push(&e->waiters, &w.cb.link);
 	coil__unlock(&e->lock);
 	return coil__task_suspend(&w);

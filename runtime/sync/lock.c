@@ -88,6 +88,7 @@ int coil_lock_acquire(coil_lock_t *l)
 	}
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, waiter_unlink, l);
+	w.what = "lock";
 	coil__list_push(&l->waiters, &w.cb.link);
 	coil__unlock(&l->lock);
 	/* On 0, release has made this task the owner. */

@@ -134,6 +134,7 @@ static inline __attribute__((always_inline)) int wait_on(coil__list_t *l, struct
 		   coil_queue_t *q)
 {
 	coil__waiter_init(&qw->w, t, waiter_unlink, q);
+	qw->w.what = l == &q->getters ? "queue get" : l == &q->putters ? "queue put" : "queue join";
 	coil__list_push(l, &qw->w.cb.link);
 	coil__unlock(&q->lock);
 	return coil__task_suspend(&qw->w);

@@ -99,6 +99,7 @@ int coil_semaphore_acquire(coil_semaphore_t *s)
 	}
 	coil__waiter_t w;
 	coil__waiter_init(&w, t, waiter_unlink, s);
+	w.what = "semaphore";
 	coil__list_push(&s->waiters, &w.cb.link);
 	coil__unlock(&s->lock);
 	/* On 0, release has handed this task its permit. */
