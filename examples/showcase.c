@@ -186,6 +186,49 @@ static const struct example examples[] = {
 	  "a CPU-heavy hash split over a process pool running this binary "
 	  "again as workers (ProcessPoolExecutor in the seed)",
 	  NULL, NULL, process_pool_hash_lines },
+	{ "echo_server",
+	  "an echo server and a client on streams over TCP, closed gracefully "
+	  "(asyncio.start_server / open_connection)",
+	  NULL,
+	  "echo server on 127.0.0.1, a port the kernel chose\n"
+	  "client sent: Hello World!\n"
+	  "client got:  Hello World!\n"
+	  "client sent: coil speaks asyncio\n"
+	  "client got:  coil speaks asyncio\n"
+	  "client sent: bye\n"
+	  "client got:  bye\n"
+	  "server closed (every handler done): 3 lines echoed\n", NULL },
+	{ "echo_client",
+	  "the same over a Unix socket, with a half-close (open_unix_connection)",
+	  NULL,
+	  "echo server on a Unix socket\n"
+	  "Received: Hello World!\n"
+	  "Received: half-closed after this one\n"
+	  "done: every line came back\n", NULL },
+	{ "subprocess_cat",
+	  "child processes with pipes as streams: echo, cat, sort through "
+	  "communicate, a pipeline, exit codes (create_subprocess_exec)",
+	  NULL,
+	  "echo said: hello from a child process\n"
+	  "cat echoed: one\n"
+	  "cat echoed: two\n"
+	  "cat echoed: three\n"
+	  "cat exited with status 0\n"
+	  "sort gave: apple banana cherry (status 0)\n"
+	  "echo | tr gave: SHOUTED THROUGH A PIPELINE\n"
+	  "sh -c 'exit 3' exited with status 3\n"
+	  "cat killed: status -9\n", NULL },
+	{ "signal_shutdown",
+	  "a server that shuts down gracefully on SIGTERM, handled as a loop "
+	  "callback (loop.add_signal_handler)",
+	  NULL,
+	  "serving on 127.0.0.1\n"
+	  "client got: hello\n"
+	  "client got: graceful\n"
+	  "client got: world\n"
+	  "received SIGTERM: shutting down\n"
+	  "server closed: connections still open after the grace period were cancelled\n"
+	  "client: the server closed the connection\n", NULL },
 };
 
 /* "TIME: <seconds>\n" first (the number varies), then exactly `rest`. */
