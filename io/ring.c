@@ -54,6 +54,7 @@
 
 #include "alloc.h"
 #include "coil/common.h"
+#include "debug/metrics_int.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -414,6 +415,7 @@ static int reap(coil__ring_t *r)
 			break;
 		}
 		io_uring_cq_advance(&r->ring, n);
+		COIL__METRICS_RING_REAPED(r, (int)n);
 		for (unsigned i = 0; i < n; i++) {
 			coil__ring_op_t *op = (coil__ring_op_t *)(uintptr_t)b[i].user_data;
 			if (!op)
@@ -433,6 +435,7 @@ int coil__ring_reserve_slow(coil__ring_t *r, unsigned n)
 		return -EINVAL;
 	for (unsigned tries = 0; tries < BUSY_TRIES; tries++) {
 		int ret = io_uring_submit(&r->ring);
+		COIL__METRICS_RING_SUBMITTED(r, ret);
 		if (io_uring_sq_space_left(&r->ring) >= n)
 			return 0;
 		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY && ret != -EINTR)
@@ -463,6 +466,7 @@ int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns)
 		timeout_ns = VALGRIND_WAIT_SLICE_NS;
 	struct io_uring_cqe *cqe = NULL;
 	int ret;
+	COIL__METRICS_RING_SUBMITTED(r, (int)io_uring_sq_ready(&r->ring));
 	for (unsigned tries = 0;; tries++) {
 		if (timeout_ns == 0) {
 			ret = io_uring_submit_and_get_events(&r->ring);

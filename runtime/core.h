@@ -42,6 +42,7 @@
 #include "sched/deque.h"
 #include "sched/inject.h"
 #include "debug/debug_int.h"
+#include "debug/metrics_int.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COIL_ASAN 1
@@ -436,6 +437,7 @@ struct coil_loop {
 	bool searching;
 	bool in_idle;             /* on rt's idle list (under idle_lock) */
 	coil__deque_t deque;      /* runnable tasks; thieves steal the top */
+	coil__metrics_t metrics;  /* counters and trace state (debug/metrics_int.h) */
 };
 
 /* A runtime: N workers (sched/runtime.c). */

@@ -324,8 +324,10 @@ static void loop_kick(coil_loop_t *loop)
 	/* The first kicker takes the flag: a burst of pushes to a sleeping
 	 * loop costs one eventfd write, not one each until it wakes. */
 	if (atomic_load_explicit(&loop->sleeping, memory_order_seq_cst) &&
-	    atomic_exchange_explicit(&loop->sleeping, false, memory_order_seq_cst))
+	    atomic_exchange_explicit(&loop->sleeping, false, memory_order_seq_cst)) {
+		COIL__METRICS_WAKE_SENT();
 		coil__ring_wake(loop->ring);
+	}
 }
 
 bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
@@ -502,6 +504,7 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 {
 	if (!coil__task_begin(loop, b))
 		return;
+	COIL__M_INC(loop, steps);
 	coil_coro_t *c = b->resume;
 	c->state = COIL_CORO_RUNNING;
 	c->awaiting = false;
@@ -530,17 +533,21 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 static inline __attribute__((always_inline)) void
 run_runnable(coil_loop_t *loop, coil__runnable_t *r)
 {
+	int64_t t0 = COIL__OBSERVE_BEGIN(loop, r); /* debug mode, tracing */
 	switch (r->kind) {
 	case COIL__RUN_TASK:
 		run_task(loop, coil__container_of(r, coil__task_body_t, run));
 		break;
 	case COIL__RUN_HANDLE:
+		COIL__M_INC(loop, callbacks);
 		run_handle(coil__container_of(r, coil_handle_t, run));
 		break;
 	case COIL__RUN_DONE_CB:
+		COIL__M_INC(loop, callbacks);
 		coil__donecb_run(coil__container_of(r, coil__donecb_t, run));
 		break;
 	}
+	COIL__OBSERVE_END(loop, t0);
 }
 
 static void fire_timers(coil_loop_t *loop)
@@ -551,6 +558,7 @@ static void fire_timers(coil_loop_t *loop)
 	int64_t now = coil__loop_now(loop);
 	while ((t = coil__heap_top(&loop->timers)) && t->when <= now) {
 		coil__heap_remove(&loop->timers, t);
+		COIL__M_INC(loop, timers_fired);
 		if (t->kind == COIL__TIMER_HANDLE) {
 			coil_handle_t *h = coil__container_of(t, coil_handle_t, timer);
 			coil__loop_push_ready(loop, &h->run);
@@ -578,10 +586,14 @@ static int loop_wait(coil_loop_t *loop, int64_t timeout)
 		if (atomic_load_explicit(&loop->inbox_len, memory_order_seq_cst) ||
 		    (loop->multi && coil__runtime_has_work(loop)))
 			timeout = 0;
+		else
+			COIL__METRICS_WAIT_BEGIN(loop); /* a park: idle time */
 	}
 	int rc = coil__ring_wait(loop->ring, timeout);
-	if (timeout != 0)
+	if (timeout != 0) {
+		COIL__METRICS_WAIT_END(loop);
 		atomic_store_explicit(&loop->sleeping, false, memory_order_relaxed);
+	}
 	if (rc < 0 && !loop->ring_error_reported) {
 		loop->ring_error_reported = true;
 		coil_exc_context_t ctx = {
@@ -651,6 +663,7 @@ void coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c)
 	coil__task_body_t *b;
 	if (loop->handoff && !loop->stopping && (b = handoff_next(loop))) {
 		task_switched_out(loop, loop->current->body);
+		COIL__M_INC(loop, steps);
 		coil_coro_t *n = b->resume;
 		n->state = COIL_CORO_RUNNING;
 		n->awaiting = false;
@@ -678,7 +691,8 @@ static void run_once(coil_loop_t *loop)
 	fire_timers(loop);
 	loop->batch = loop->ready.len;
 	loop->handoff_budget = COIL__TICK;
-	loop->handoff = true;
+	/* Observed steps (debug mode, a trace) go through the loop, one by one. */
+	loop->handoff = !COIL__OBSERVING(loop);
 	while (loop->batch) {
 		loop->batch--;
 		coil__fnode_t *node = coil__fifo_pop(&loop->ready);
@@ -755,6 +769,7 @@ int coil__loop_enter(coil_loop_t *loop)
 	loop->sched_cur = coil__cur;
 	coil__ctx_here(&loop->sched);
 	coil__alloc_thread_acquire();
+	COIL__METRICS_ENTER(loop);
 	return 0;
 }
 
@@ -763,6 +778,7 @@ void coil__loop_leave(coil_loop_t *loop)
 	/* The ring can only be entered by this thread: end what is in flight
 	 * before another thread may take the loop over (io/ring.h). */
 	coil__ring_quiesce(loop->ring);
+	COIL__METRICS_LEAVE(loop);
 	coil__alloc_thread_release();
 	loop->running = false;
 	loop->stopping = false;
@@ -930,6 +946,7 @@ static void handles_free(coil__fnode_t *n)
 static void loop_free(coil_loop_t *loop)
 {
 	coil__debug_loop_unregister(loop);
+	COIL__TRACE_LOOP_FREE(loop);
 	handles_free(loop->hfree);
 	handles_free(loop->hret);
 	if (loop->multi)

@@ -47,8 +47,18 @@
  *    without having been closed;
  *  - an async generator (coil/gen.h) destroyed while suspended at a yield
  *    without having been closed, or still open when its loop closes (it is
- *    then closed by the loop, as asyncio's shutdown_asyncgens() does).
- * Debug mode also records each task's spawn time, which listings show as
+ *    then closed by the loop, as asyncio's shutdown_asyncgens() does);
+ *  - a callback or task step that held its loop longer than the loop's
+ *    slow-callback duration (0.1 s unless set with
+ *    coil_loop_set_slow_callback_duration; asyncio's
+ *    slow_callback_duration): "Executing task 'name' (id 7) took 0.152
+ *    seconds", a callback named by its function's symbol ("Executing
+ *    callback on_tick took ..."). The context carries the message alone:
+ *    the step may have ended the task and freed its handle.
+ * Debug mode also reads the clock before and after each step and callback
+ * (for the warning above), and runs a standalone loop's steps one by one
+ * through the loop instead of switching from task to task directly. It
+ * also records each task's spawn time, which listings show as
  * its age (without it the age is unknown: the clock read would cost every
  * spawn). Errors nobody retrieved ("Task exception was never retrieved",
  * "Future exception was never retrieved") are reported whether or not
@@ -62,6 +72,7 @@
 #include "common.h"
 #include "task.h"
 #include "loop.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -170,6 +181,170 @@ COIL_API void coil_loop_set_debug(coil_loop_t *loop, bool enabled);
 
 /* Returns whether debug mode is on for the loop (asyncio's get_debug). */
 COIL_API bool coil_loop_get_debug(const coil_loop_t *loop);
+
+/*
+ * Sets how long a callback or task step may hold the loop, in debug mode,
+ * before it is reported (asyncio's loop.slow_callback_duration): ns > 0,
+ * or 0 for the default, 100 ms. Returns 0, or -EINVAL (loop NULL or the
+ * runtime's COIL_ANY_WORKER stand-in, ns < 0). For a runtime, set it on
+ * each worker's loop (coil_runtime_loop). Any thread: it applies from the
+ * next step on.
+ */
+COIL_API int coil_loop_set_slow_callback_duration(coil_loop_t *loop, int64_t ns);
+
+/* Returns the loop's slow-callback duration in ns (the default, 100 ms,
+ * unless set), or -EINVAL for a NULL loop. Any thread. */
+COIL_API int64_t coil_loop_get_slow_callback_duration(const coil_loop_t *loop);
+
+/*
+ * Counters. Every loop (each worker of a runtime, and a standalone loop)
+ * counts what it does. Each counter is written by the thread running that
+ * loop alone, with plain loads and stores (a few instructions, no locked
+ * instruction), and can be read from any thread at any time without
+ * stopping anything: a snapshot gives each counter as it was a moment ago,
+ * the counters of one snapshot being read microseconds apart, not at one
+ * frozen instant. Counters only grow (deque_depth and the times aside);
+ * subtract two snapshots to get rates. A build made with COIL_METRICS=OFF
+ * (CMake) has no counters: these calls return -ENOTSUP there.
+ */
+typedef struct coil_worker_metrics {
+	/* Set by the caller to sizeof(coil_worker_metrics_t) as it knows it:
+	 * the library fills only the fields that fit (a caller built against
+	 * an older, shorter struct gets the fields it knows). */
+	size_t size;
+	int worker;               /* worker index, -1 for a standalone loop */
+	bool running;             /* its loop is being run at the snapshot */
+	uint64_t steps;           /* task steps run: from a task's (re)start
+				   * to its next suspension or its end */
+	uint64_t callbacks;       /* callbacks run: call_soon/call_later
+				   * handles and done-callbacks */
+	uint64_t steal_attempts;  /* searches of other workers' deques */
+	uint64_t steals;          /* searches that took tasks */
+	uint64_t stolen;          /* tasks taken by those searches */
+	uint64_t parks;           /* waits in the ring that could block:
+				   * nothing was left to do */
+	uint64_t wakeups_sent;    /* wake-ups of parked loops sent by this
+				   * loop's thread (those sent by threads
+				   * outside the runtime count nowhere) */
+	uint64_t wakeups_received;/* wake-ups addressed to this loop while it
+				   * was parked or about to park */
+	uint64_t inject_pops;     /* runnables taken from the runtime's
+				   * injection queue (spawns from outside,
+				   * yields, overflow) */
+	uint64_t lifo_hits;       /* steps taken from the LIFO slot (a task
+				   * woken by the task before it) */
+	uint64_t deque_depth;     /* tasks in its deque at the snapshot */
+	uint64_t io_submitted;    /* io_uring SQEs submitted to the kernel */
+	uint64_t io_completed;    /* io_uring CQEs reaped (both include the
+				   * loop's own wake-up read, one per wait
+				   * that could block) */
+	uint64_t timers_fired;    /* timers expired: call_later/call_at,
+				   * sleeps, timeouts */
+	int64_t busy_ns;          /* time the loop ran, parks excluded */
+	int64_t idle_ns;          /* time parked (in the ring's wait) */
+} coil_worker_metrics_t;
+
+/*
+ * Fills *out (out->size set by the caller, see above) with the counters of
+ * `loop`: a runtime's worker or a standalone loop. Returns 0, or -EINVAL
+ * (NULL, COIL_ANY_WORKER's stand-in, out->size too small for `worker`),
+ * -ENOTSUP (built without counters). Any thread, while the loop exists.
+ */
+COIL_API int coil_loop_metrics(const coil_loop_t *loop, coil_worker_metrics_t *out);
+
+/*
+ * Fills out[0..n-1] with the counters of rt's workers 0..n-1 (fewer if rt
+ * has fewer). out[0].size, set by the caller, is the size of every element
+ * (and the stride of the array). Returns the number of workers of rt (so
+ * n = 0, out NULL asks how many there are), or -EINVAL, -ENOTSUP. Any
+ * thread, from coil_runtime_new until coil_runtime_shutdown.
+ */
+COIL_API int coil_runtime_metrics(coil_runtime_t *rt, coil_worker_metrics_t *out,
+				  size_t n);
+
+/*
+ * Writes one line per worker of rt to f (NULL: stderr):
+ *
+ *   worker 0: steps=1204 callbacks=3 steals=2/57 stolen=9 parks=4
+ *     wakeups=3/2 inject=1 lifo=300 deque=0 io=12/12 timers=1
+ *     busy=0.104s idle=0.981s
+ *
+ * (one line; steals=successes/attempts, wakeups=sent/received,
+ * io=submitted/completed). Returns the number of lines, or -EINVAL,
+ * -ENOTSUP. Any thread, as coil_runtime_metrics.
+ */
+COIL_API int coil_runtime_dump_metrics(coil_runtime_t *rt, FILE *f);
+
+/* The same line for one loop ("loop:" for a standalone loop). Returns 1,
+ * or -EINVAL, -ENOTSUP. Any thread, while the loop exists. */
+COIL_API int coil_loop_dump_metrics(const coil_loop_t *loop, FILE *f);
+
+/*
+ * The trace recorder. While a trace is recorded, every loop of the
+ * process writes what it does into a buffer of its own (no lock: chunks
+ * of events, added as needed): each task step (a span named after the
+ * task, its id in args.task), each callback (a span named after its
+ * function), each park (a span named "park") and each steal (an instant
+ * event on the thief's track, args.victim naming the worker robbed and
+ * args.tasks how many tasks it took). The file is Chrome's Trace Event
+ * Format (JSON), which https://ui.perfetto.dev and chrome://tracing open:
+ * one track per worker, tid = worker index, named "worker N" (the
+ * workers of a second runtime get tids 10000, 10001, ... and names
+ * "runtime 2 worker N", a third's 20000, ...; standalone loops get tids
+ * from 1000000 and names "loop N"); times in microseconds from the start
+ * of the trace.
+ *
+ * When no trace is recorded each place that could record costs one
+ * predictable branch on a global flag. While one is, steps and callbacks
+ * are timed (two clock reads each) and a standalone loop runs its steps
+ * one by one through the loop (so that each is seen). Events go to the
+ * file when coil_trace_flush or coil_trace_stop is called; until then
+ * they stay in memory (opts->max_events bounds it).
+ *
+ * One trace at a time per process. Built with COIL_METRICS=OFF there is
+ * no recorder: these calls return -ENOTSUP.
+ */
+typedef struct coil_trace_opts {
+	size_t size;              /* sizeof(coil_trace_opts_t) */
+	/* The most events kept per loop between two flushes; later ones
+	 * are dropped (and counted in the trace's otherData.dropped).
+	 * 0: no limit but memory. */
+	size_t max_events;
+} coil_trace_opts_t;
+
+/*
+ * Starts recording a trace that will be written to the file at `path`
+ * (created or truncated now). opts may be NULL (defaults). Returns 0, or
+ * -EINVAL (path NULL or empty), -EBUSY (a trace is being recorded), a
+ * negative errno from opening the file, -ENOTSUP. Any thread.
+ */
+COIL_API int coil_trace_start(const char *path, const coil_trace_opts_t *opts);
+
+/* As coil_trace_start, writing to f, which stays the caller's: it is
+ * flushed, not closed, by coil_trace_stop. */
+COIL_API int coil_trace_start_file(FILE *f, const coil_trace_opts_t *opts);
+
+/*
+ * Writes the events recorded since the last flush to the trace's file and
+ * frees the memory they took; the trace goes on. Returns the number of
+ * events written (at most INT_MAX), or -EINVAL (no trace is being
+ * recorded), -EIO (a write failed). Any thread; it does not stop the loops, which go on recording
+ * meanwhile.
+ */
+COIL_API int coil_trace_flush(void);
+
+/*
+ * Stops recording, writes what is left and ends the JSON document, and
+ * closes the file coil_trace_start opened. A step or callback still
+ * running is not recorded. Returns the number of events written over the
+ * whole trace (at most INT_MAX), or -EINVAL (none is being recorded), -EIO (a write, or
+ * closing the file, failed: the file is incomplete). Any thread, a task
+ * included.
+ */
+COIL_API int coil_trace_stop(void);
+
+/* Returns whether a trace is being recorded. Any thread. */
+COIL_API bool coil_trace_active(void);
 
 #ifdef __cplusplus
 }

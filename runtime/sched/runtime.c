@@ -197,8 +197,10 @@ static coil__runnable_t *take_injected(coil_loop_t *loop)
 		want = INJECT_BATCH;
 	coil__fifo_t got;
 	coil__fifo_init(&got);
-	if (!coil__inject_pop_batch(&rt->inject, &got, want))
+	size_t taken = coil__inject_pop_batch(&rt->inject, &got, want);
+	if (!taken)
 		return NULL;
+	COIL__M_ADD(loop, inject_pops, taken);
 	coil__fnode_t *n = coil__fifo_pop(&got);
 	coil__fnode_t *m;
 	while ((m = coil__fifo_pop(&got))) {
@@ -234,6 +236,7 @@ static coil__task_body_t *steal(coil_loop_t *loop)
 		atomic_fetch_add_explicit(&rt->nsearching, 1, memory_order_seq_cst);
 		loop->searching = true;
 	}
+	COIL__M_INC(loop, steal_attempts);
 	unsigned n = rt->n;
 	unsigned start = (unsigned)(rng_next(loop) % n);
 	for (unsigned k = 0; k < n; k++) {
@@ -243,8 +246,12 @@ static coil__task_body_t *steal(coil_loop_t *loop)
 		for (int tries = 0; tries < 4 && coil__deque_len(&v->deque); tries++) {
 			size_t got = coil__deque_steal_half(&v->deque, &loop->deque,
 							    coil__deque_capacity(&loop->deque) / 2);
-			if (got)
+			if (got) {
+				COIL__M_INC(loop, steals);
+				COIL__M_ADD(loop, stolen, got);
+				COIL__TRACE_STEAL(loop, v->index, got);
 				return coil__deque_pop(&loop->deque);
+			}
 		}
 	}
 	return NULL;
@@ -258,8 +265,10 @@ coil__runnable_t *coil__sched_next(coil_loop_t *loop)
 		goto found;
 	if ((b = loop->lifo)) {
 		loop->lifo = NULL;
-		if (loop->lifo_run++ < LIFO_MAX)
+		if (loop->lifo_run++ < LIFO_MAX) {
+			COIL__M_INC(loop, lifo_hits);
 			goto found_task;
+		}
 		/* Tasks waking each other: the one due now goes behind the
 		 * injection queue, so that the deque's tasks get their turn
 		 * (the oldest local task would be the depth-first order's
@@ -308,6 +317,7 @@ static void notify_one(coil_runtime_t *rt)
 	w->in_idle = false;
 	atomic_fetch_sub_explicit(&rt->nidle, 1, memory_order_relaxed);
 	/* Under the lock: the runtime cannot be torn down meanwhile. */
+	COIL__METRICS_WAKE_SENT();
 	coil__ring_wake(w->ring);
 	pthread_mutex_unlock(&rt->idle_lock);
 }
@@ -325,6 +335,8 @@ static void idle_remove(coil_loop_t *loop)
 		}
 		loop->in_idle = false;
 		atomic_fetch_sub_explicit(&rt->nidle, 1, memory_order_relaxed);
+	} else {
+		COIL__M_INC(loop, wakeups_received); /* notify_one took it */
 	}
 	pthread_mutex_unlock(&rt->idle_lock);
 }
