@@ -43,6 +43,7 @@ static bool date_lines(const char *out);
 static bool background_loop_lines(const char *out);
 static bool threadsafe_coroutines_lines(const char *out);
 static bool parallel_fib_lines(const char *out);
+static bool fib_trace_lines(const char *out);
 static bool cpu_fanout_lines(const char *out);
 static bool executor_factorial_lines(const char *out);
 static bool process_pool_hash_lines(const char *out);
@@ -173,6 +174,10 @@ static const struct example examples[] = {
 	  "fib(30) spawning a task per call, on one worker and on all of a "
 	  "runtime's workers (work stealing)",
 	  NULL, NULL, parallel_fib_lines },
+	{ "fib_trace",
+	  "a Perfetto trace of the parallel fib: one track per worker, each "
+	  "task step a span, the steals marked; then each worker's counters",
+	  "16", NULL, fib_trace_lines },
 	{ "cpu_fanout",
 	  "CPU-bound tasks fanned out over a runtime's workers: CPU time against "
 	  "wall time shows the cores busy",
@@ -269,6 +274,17 @@ static bool parallel_fib_lines(const char *out)
 	if (sscanf(out, "%u workers: %lf s (%lfx)\n%n", &w, &tn, &x, &n) != 3 || n < 0)
 		return false;
 	return out[n] == '\0' && t1 > 0 && tn > 0 && w >= 1;
+}
+
+/* The result, each worker's counters and where the trace went (the counts
+ * vary); a build without metrics says so instead. */
+static bool fib_trace_lines(const char *out)
+{
+	if (strncmp(out, "fib(16) = 987", strlen("fib(16) = 987")) != 0)
+		return strstr(out, "COIL_METRICS=OFF") != NULL &&
+		       strstr(out, "\nfib(16) = 987") != NULL;
+	return strstr(out, "\nworker 0: steps=") != NULL &&
+	       strstr(out, "\ntrace: ") != NULL;
 }
 
 /* A header, one line per task (each ran), then CPU against wall time. */
