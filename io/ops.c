@@ -133,6 +133,9 @@ typedef struct io_def {
 	/* After a successful result: marks for Valgrind what the kernel
 	 * wrote into the caller's memory (NULL: nothing). */
 	void (*done)(io_req_t *q, int res);
+	/* What a task waiting for it awaits, in coil_dump_tasks and in a
+	 * trace's I/O waits. */
+	const char *name;
 } io_def_t;
 
 /* --- prep and done functions ----------------------------------------------- */
@@ -283,24 +286,24 @@ static void done_statx(io_req_t *q, int res)
 }
 
 static const io_def_t io_defs[] = {
-	[IO_ACCEPT] = { IORING_OP_ACCEPT, 0, prep_accept, done_accept },
-	[IO_CONNECT] = { IORING_OP_CONNECT, IO_F_NORETRY, prep_connect, NULL },
-	[IO_RECV] = { IORING_OP_RECV, 0, prep_recv, done_buf },
-	[IO_SEND] = { IORING_OP_SEND, 0, prep_send, NULL },
-	[IO_SENDTO] = { IORING_OP_SEND, 0, prep_sendto, NULL },
-	[IO_RECVMSG] = { IORING_OP_RECVMSG, 0, prep_recvmsg, done_recvmsg },
-	[IO_SENDMSG] = { IORING_OP_SENDMSG, 0, prep_sendmsg, NULL },
-	[IO_SHUTDOWN] = { IORING_OP_SHUTDOWN, 0, prep_shutdown, NULL },
-	[IO_CLOSE] = { IORING_OP_CLOSE, IO_F_NOCANCEL, prep_close, NULL },
-	[IO_SPLICE] = { IORING_OP_SPLICE, IO_F_TIMER, prep_splice, NULL },
-	[IO_POLL] = { IORING_OP_POLL_ADD, 0, prep_poll, NULL },
-	[IO_OPENAT] = { IORING_OP_OPENAT, 0, prep_openat, NULL },
-	[IO_READ] = { IORING_OP_READ, 0, prep_read, done_buf },
-	[IO_WRITE] = { IORING_OP_WRITE, 0, prep_write, NULL },
-	[IO_READV] = { IORING_OP_READV, 0, prep_readv, done_readv },
-	[IO_WRITEV] = { IORING_OP_WRITEV, 0, prep_writev, NULL },
-	[IO_FSYNC] = { IORING_OP_FSYNC, 0, prep_fsync, NULL },
-	[IO_STATX] = { IORING_OP_STATX, 0, prep_statx, done_statx },
+	[IO_ACCEPT] = { IORING_OP_ACCEPT, 0, prep_accept, done_accept, "accept" },
+	[IO_CONNECT] = { IORING_OP_CONNECT, IO_F_NORETRY, prep_connect, NULL, "connect" },
+	[IO_RECV] = { IORING_OP_RECV, 0, prep_recv, done_buf, "recv" },
+	[IO_SEND] = { IORING_OP_SEND, 0, prep_send, NULL, "send" },
+	[IO_SENDTO] = { IORING_OP_SEND, 0, prep_sendto, NULL, "sendto" },
+	[IO_RECVMSG] = { IORING_OP_RECVMSG, 0, prep_recvmsg, done_recvmsg, "recvmsg" },
+	[IO_SENDMSG] = { IORING_OP_SENDMSG, 0, prep_sendmsg, NULL, "sendmsg" },
+	[IO_SHUTDOWN] = { IORING_OP_SHUTDOWN, 0, prep_shutdown, NULL, "shutdown" },
+	[IO_CLOSE] = { IORING_OP_CLOSE, IO_F_NOCANCEL, prep_close, NULL, "close" },
+	[IO_SPLICE] = { IORING_OP_SPLICE, IO_F_TIMER, prep_splice, NULL, "splice" },
+	[IO_POLL] = { IORING_OP_POLL_ADD, 0, prep_poll, NULL, "poll" },
+	[IO_OPENAT] = { IORING_OP_OPENAT, 0, prep_openat, NULL, "openat" },
+	[IO_READ] = { IORING_OP_READ, 0, prep_read, done_buf, "read" },
+	[IO_WRITE] = { IORING_OP_WRITE, 0, prep_write, NULL, "write" },
+	[IO_READV] = { IORING_OP_READV, 0, prep_readv, done_readv, "readv" },
+	[IO_WRITEV] = { IORING_OP_WRITEV, 0, prep_writev, NULL, "writev" },
+	[IO_FSYNC] = { IORING_OP_FSYNC, 0, prep_fsync, NULL, "fsync" },
+	[IO_STATX] = { IORING_OP_STATX, 0, prep_statx, done_statx, "statx" },
 };
 _Static_assert(sizeof(io_defs) / sizeof(io_defs[0]) == IO__COUNT,
 	       "io_defs has one entry per kind of operation");
@@ -424,6 +427,7 @@ static int io_once(io_req_t *q, const io_def_t *d, coil_task_t *t,
 	if (rc)
 		return rc;
 	coil__waiter_init(&q->w, t, req_cancel_hook, q);
+	q->w.what = d->name;
 	if (timed && !linked) {
 		int64_t now = coil__loop_now(loop);
 		rc = coil__waiter_timer_arm(&q->w, timeout_ns > INT64_MAX - now ? INT64_MAX
@@ -453,6 +457,7 @@ static int io_once(io_req_t *q, const io_def_t *d, coil_task_t *t,
 	}
 	coil__ring_expect(r, q->pending);
 	coil__task_pin_cur();
+	int64_t traced = COIL__TRACE_IO_BEGIN();
 	int why = coil__task_suspend(&q->w);
 	e->expired = false;
 	if (timed && !linked) {
@@ -464,6 +469,8 @@ static int io_once(io_req_t *q, const io_def_t *d, coil_task_t *t,
 	e->again = false;
 	if (q->pending)
 		why = io_drain(q, d, t, why, &e->again);
+	/* The task is pinned: it ends the wait on the loop it began it on. */
+	COIL__TRACE_IO_END(loop, traced, t->id, d->name, q->fd, q->res);
 	coil__task_unpin_cur();
 	e->why = why;
 	e->expired |= linked && q->tmo_res == -ETIME;
@@ -520,6 +527,9 @@ static int io_await(io_req_t *q, unsigned kind, int64_t timeout_ns)
 		res = -EINTR;
 	if (res >= 0 && d->done)
 		d->done(q, res);
+	if (res >= 0 && (kind == IO_ACCEPT || kind == IO_OPENAT))
+		COIL__DEBUG_FD_OPENED(res, kind == IO_ACCEPT ? "a socket from coil_accept"
+							      : "a file from coil_open");
 	/* Completed before the cancellation took effect: the result is the
 	 * caller's, the cancellation comes at the next await. */
 	if (e.why == -ECANCELED || e.again)
@@ -730,6 +740,7 @@ int coil_close(int fd, int64_t timeout_ns)
 	 * cancellation stays pending for the next await. Through the ring it
 	 * is not cancellable and takes no timeout: the kernel runs it at
 	 * once. */
+	COIL__DEBUG_FD_CLOSED(fd);
 	coil_coro_t *c = coil__cur;
 	if (!c || !c->task || c->closing ||
 	    atomic_load_explicit(&c->task->body->must_cancel, memory_order_relaxed))

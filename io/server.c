@@ -337,8 +337,10 @@ static coil_server_t *server_new(unsigned n, coil_stream_handler handler,
 static void close_listeners(coil_server_t *srv)
 {
 	for (unsigned i = 0; i < srv->n; i++) {
-		if (srv->ls[i].fd >= 0)
+		if (srv->ls[i].fd >= 0) {
+			COIL__DEBUG_FD_CLOSED(srv->ls[i].fd);
 			close(srv->ls[i].fd);
+		}
 		srv->ls[i].fd = -1;
 	}
 	if (srv->unix_path) {
@@ -433,6 +435,7 @@ static int listen_on(listener_t *l, const struct sockaddr *addr, socklen_t len,
 		return rc;
 	}
 	l->fd = fd;
+	COIL__DEBUG_FD_OPENED(fd, "a server's listening socket");
 	return 0;
 }
 

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "core.h"
 #include "coil/io.h"
 #include "coil/stream.h"
 #include "stream_int.h"
@@ -143,6 +144,7 @@ int coil__stream_new(coil_stream_t **out, int fd, bool is_socket,
 	atomic_init(&s->closing, false);
 	atomic_init(&s->rbusy, false);
 	atomic_init(&s->wbusy, false);
+	COIL__DEBUG_FD_OPENED(fd, is_socket ? "a stream's socket" : "a stream's pipe or file");
 	*out = s;
 	return 0;
 }
@@ -769,6 +771,7 @@ int coil_stream_write_eof(coil_stream_t *s, int64_t timeout_ns)
 	} else {
 		/* A pipe has no half-close: its write end is closed. */
 		atomic_store_explicit(&s->fd, -1, memory_order_relaxed);
+		COIL__DEBUG_FD_CLOSED(fd);
 		close(fd);
 		s->wshut = true;
 	}
@@ -810,8 +813,10 @@ int coil_stream_wait_closed(coil_stream_t *s, int64_t timeout_ns)
 		rc = s->werr ? s->werr : flush(s, coil__deadline(timeout_ns));
 	s->wpos = s->wend = 0;
 	int fd = atomic_exchange_explicit(&s->fd, -1, memory_order_relaxed);
-	if (fd >= 0)
+	if (fd >= 0) {
+		COIL__DEBUG_FD_CLOSED(fd);
 		close(fd);
+	}
 	wdone(s);
 	return rc;
 }
@@ -821,8 +826,10 @@ void coil_stream_free(coil_stream_t *s)
 	if (!s)
 		return;
 	int fd = atomic_exchange_explicit(&s->fd, -1, memory_order_relaxed);
-	if (fd >= 0)
+	if (fd >= 0) {
+		COIL__DEBUG_FD_CLOSED(fd);
 		close(fd);
+	}
 	coil__free(s->rbuf, s->rcap);
 	coil__free(s->wbuf, s->wcap);
 	coil__free(s, sizeof(*s));

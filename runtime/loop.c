@@ -999,6 +999,9 @@ int coil_loop_close(coil_loop_t *loop)
 		coil__loop_leave(loop);
 	}
 	coil__executor_owner_close(loop);
+	/* Debug mode: what the program left open is reported while the
+	 * loop's exception handler still applies. */
+	coil__debug_fds_check(loop, loop);
 	coil__signal_loop_close(loop);
 	coil__spin_lock(&loop->inbox_lock);
 	loop->closed = true;

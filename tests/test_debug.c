@@ -14,6 +14,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "coil/coil.h"
 #include "core.h"
@@ -467,6 +470,48 @@ TEST(info_says_what_each_task_awaits)
 	}
 }
 
+static int recv_body(void *arg, void **res)
+{
+	(void)res;
+	char c;
+	return (int)coil_recv(*(int *)arg, &c, 1, 0, COIL_FOREVER);
+}
+
+/* A task waiting for an I/O operation awaits it by name. */
+static int io_info_main(void *arg, void **res)
+{
+	(void)arg;
+	(void)res;
+	int sv[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	coil_task_t *t = spawn(recv_body, &sv[0], "reader");
+	ASSERT_EQ(coil_sleep(0), 0);
+	coil_task_info_t in = info_of(t);
+	ASSERT_EQ(in.state, COIL_TASK_WAITING);
+	ASSERT_STR_EQ(in.awaits, "recv");
+	ASSERT_EQ(in.timeout_ns, -1);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ASSERT_EQ(coil_loop_dump_tasks(NULL, f, 0), 2);
+	fclose(f);
+	ASSERT(at(buf, "'reader': waiting for recv;") > 0);
+	free(buf);
+	ASSERT_EQ(write(sv[1], "x", 1), 1);
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 1);
+	coil_task_detach(t);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
+TEST(info_names_the_io_operation_a_task_awaits)
+{
+	coil_loop_t *loop = loop_make(false);
+	ASSERT_EQ(run_task(loop, io_info_main, NULL), 0);
+	loop_done(loop);
+}
+
 static int dump_main(void *arg, void **res)
 {
 	(void)arg;
@@ -624,6 +669,100 @@ TEST(debug_mode_from_options)
 	loop = loop_make(true);
 	ASSERT(coil_loop_get_debug(loop));
 	loop_done(loop);
+}
+
+/* Descriptors a task leaves open: two kept (a file, a stream), one closed
+ * through coil, one with close(2). */
+struct fds {
+	int kept, sv[2];
+	coil_stream_t *stream;
+};
+
+static int fds_main(void *arg, void **res)
+{
+	struct fds *d = arg;
+	(void)res;
+	d->kept = coil_open("/dev/null", O_RDONLY | O_CLOEXEC, 0, COIL_FOREVER);
+	ASSERT_GE(d->kept, 0);
+	int fd = coil_open("/dev/null", O_RDONLY | O_CLOEXEC, 0, COIL_FOREVER);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(coil_close(fd, COIL_FOREVER), 0);
+	fd = coil_open("/dev/null", O_RDONLY | O_CLOEXEC, 0, COIL_FOREVER);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(close(fd), 0);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d->sv), 0);
+	ASSERT_EQ(coil_stream_from_fd(&d->stream, d->sv[0], NULL), 0);
+	coil_stream_t *closed;
+	int sv[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ASSERT_EQ(coil_stream_from_fd(&closed, sv[0], NULL), 0);
+	ASSERT_EQ(coil_stream_wait_closed(closed, COIL_FOREVER), 0);
+	coil_stream_free(closed);
+	close(sv[1]);
+	return 0;
+}
+
+static void fds_end(struct fds *d)
+{
+	close(d->kept);
+	coil_stream_free(d->stream);
+	close(d->sv[1]);
+}
+
+TEST(debug_reports_fds_left_open_when_the_loop_closes)
+{
+	for (int debug = 0; debug < 2; debug++) {
+		struct fds d;
+		coil_loop_t *loop = loop_make(debug);
+		ASSERT_EQ(run_task(loop, fds_main, &d), 0);
+		coil_set_event_loop(NULL);
+		ASSERT_EQ(coil_loop_close(loop), 0);
+		if (!debug) {
+			ASSERT_EQ(nseen, 0);
+		} else {
+			char want[96];
+			ASSERT_EQ(nseen, 2);
+			snprintf(want, sizeof(want), "unclosed fd %d (a file from coil_open) "
+				 "when its loop closed", d.kept);
+			ASSERT_EQ(seen_with(want), 1);
+			snprintf(want, sizeof(want), "unclosed fd %d (a stream's socket)", d.sv[0]);
+			ASSERT_EQ(seen_with(want), 1);
+		}
+		fds_end(&d);
+	}
+}
+
+static int runtime_fds_main(void *arg, void **res)
+{
+	(void)res;
+	int *fd = arg;
+	*fd = coil_open("/dev/null", O_RDONLY | O_CLOEXEC, 0, COIL_FOREVER);
+	ASSERT_GE(*fd, 0);
+	return 0;
+}
+
+TEST(debug_reports_fds_left_open_when_the_runtime_shuts_down)
+{
+	coil_runtime_opts_t o;
+	coil_runtime_opts_init(&o);
+	o.workers = 2;
+	o.debug = true;
+	coil_runtime_t *rt;
+	int rc = coil_runtime_new(&rt, &o);
+	TEST_SKIP_UNLESS_RING(rc);
+	ASSERT_EQ(rc, 0);
+	coil_loop_set_exception_handler(coil_runtime_loop(rt, 0), record, NULL);
+	nseen = 0;
+	int fd = -1;
+	ASSERT_EQ(coil_runtime_block_on(rt, runtime_fds_main, &fd, NULL), 0);
+	ASSERT_EQ(nseen, 0);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	ASSERT_EQ(nseen, 1);
+	char want[96];
+	snprintf(want, sizeof(want), "unclosed fd %d (a file from coil_open) when its "
+		 "runtime closed", fd);
+	ASSERT_EQ(seen_with(want), 1);
+	close(fd);
 }
 
 /* The environment is read when a loop is made (and where a coroutine is
@@ -846,6 +985,9 @@ TEST_LIST(
 	TEST_ENTRY(stack_of_created_and_done_tasks),
 	TEST_ENTRY(corrupt_frame_chain_ends_the_walk),
 	TEST_ENTRY(info_says_what_each_task_awaits),
+	TEST_ENTRY(info_names_the_io_operation_a_task_awaits),
+	TEST_ENTRY(debug_reports_fds_left_open_when_the_loop_closes),
+	TEST_ENTRY(debug_reports_fds_left_open_when_the_runtime_shuts_down),
 	TEST_ENTRY(dump_lists_every_task),
 	TEST_ENTRY(dump_runtime_while_workers_run),
 	TEST_ENTRY(debug_mode_from_options),

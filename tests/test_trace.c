@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "coil/coil.h"
@@ -308,7 +309,10 @@ static jv_t *load_trace(const char *path)
 		ASSERT(e->type == J_OBJ);
 		const char *ph = get_str(e, "ph");
 		ASSERT(get_str(e, "name") && ph);
-		ASSERT(!strcmp(ph, "X") || !strcmp(ph, "i") || !strcmp(ph, "M"));
+		ASSERT(!strcmp(ph, "X") || !strcmp(ph, "i") || !strcmp(ph, "M") ||
+		       !strcmp(ph, "b") || !strcmp(ph, "e"));
+		if (!strcmp(ph, "b") || !strcmp(ph, "e"))
+			ASSERT(get_str(e, "id") != NULL);
 		get_num(e, "pid");
 		get_num(e, "tid");
 		if (strcmp(ph, "M"))
@@ -514,7 +518,8 @@ TEST(trace_of_parallel_fib_is_valid_with_a_track_per_worker)
 	ASSERT_GE(count(doc, "X", "task", -1), 234);
 	ASSERT_EQ(count(doc, "X", "task", -1) + count(doc, "X", "callback", -1) +
 		  count(doc, "X", "done-callback", -1) + count(doc, "X", "idle", -1) +
-		  count(doc, "i", "sched", -1), (size_t)written);
+		  count(doc, "i", "sched", -1) + count(doc, "b", "io", -1),
+		  (size_t)written);
 	ASSERT_EQ(get_num(get(doc, "otherData"), "events"), written);
 	ASSERT_EQ(get_num(get(doc, "otherData"), "dropped"), 0);
 	ASSERT_GE(check_nesting(doc, 0), 1);
@@ -695,6 +700,86 @@ TEST(callbacks_are_named_by_their_function)
 	unlink(trace_path);
 }
 
+/* A task waits in recv() until another sends, 20 ms later. */
+struct io_wait {
+	int sv[2];
+	ssize_t got;
+};
+
+static int sender_task(void *arg, void **result)
+{
+	struct io_wait *w = arg;
+	(void)result;
+	ASSERT_EQ(coil_sleep(0.02), 0);
+	ASSERT_EQ(coil_send(w->sv[1], "hello", 5, 0, COIL_FOREVER), 5);
+	return 0;
+}
+
+static int receiver_main(void *arg, void **result)
+{
+	struct io_wait *w = arg;
+	(void)result;
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, sender_task, w, NULL), 0);
+	char buf[16];
+	w->got = coil_recv(w->sv[0], buf, sizeof(buf), 0, COIL_FOREVER);
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 0);
+	coil_task_detach(t);
+	return 0;
+}
+
+TEST(io_waits_are_async_spans_naming_operation_fd_and_result)
+{
+	temp_path();
+	start_or_skip(trace_path, NULL);
+	struct io_wait w = { .got = -1 };
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w.sv), 0);
+	coil_runtime_opts_t opts;
+	coil_runtime_opts_init(&opts);
+	opts.workers = 2;
+	coil_runtime_t *rt;
+	int rc = coil_runtime_new(&rt, &opts);
+	TEST_SKIP_UNLESS_RING(rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(coil_runtime_block_on(rt, receiver_main, &w, NULL), 0);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	ASSERT_EQ(w.got, 5);
+	ASSERT_GT(coil_trace_stop(), 0);
+	close(w.sv[0]);
+	close(w.sv[1]);
+
+	jv_t *doc = load_trace(trace_path);
+	const jv_t *evs = events(doc);
+	const jv_t *b = NULL, *e = NULL;
+	for (size_t i = 0; i < evs->n; i++) {
+		const jv_t *x = evs->items[i];
+		const char *cat = get_str(x, "cat");
+		if (!cat || strcmp(cat, "io") || strcmp(get_str(x, "name"), "recv"))
+			continue;
+		if (!strcmp(get_str(x, "ph"), "b")) {
+			ASSERT(b == NULL); /* one recv waited */
+			b = x;
+		} else {
+			ASSERT(e == NULL);
+			e = x;
+		}
+	}
+	ASSERT(b != NULL && e != NULL);
+	ASSERT_STR_EQ(get_str(b, "id"), get_str(e, "id"));
+	const jv_t *args = get(b, "args");
+	ASSERT_EQ((int)get_num(args, "fd"), w.sv[0]);
+	ASSERT_EQ((int)get_num(args, "result"), 5);
+	ASSERT_GT(get_num(args, "task"), 0);
+	const char *worker = get_str(args, "worker");
+	ASSERT(worker && !strncmp(worker, "worker ", 7));
+	/* On the track of the worker that waited, for the sender's 20 ms. */
+	ASSERT_EQ((long)get_num(b, "tid"), (long)get_num(e, "tid"));
+	ASSERT_EQ(track(doc, worker), (long)get_num(b, "tid"));
+	ASSERT_GE(get_num(e, "ts") - get_num(b, "ts"), 15000);
+	jv_free(doc);
+	unlink(trace_path);
+}
+
 struct flusher {
 	atomic_bool stop;
 	long flushed;
@@ -783,4 +868,5 @@ TEST_LIST(
 	TEST_ENTRY(callbacks_are_named_by_their_function),
 	TEST_ENTRY(flush_from_a_plain_thread_while_workers_record),
 	TEST_ENTRY(stop_from_a_task_while_other_workers_record),
+	TEST_ENTRY(io_waits_are_async_spans_naming_operation_fd_and_result),
 )

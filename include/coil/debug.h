@@ -17,7 +17,8 @@
  * Listings. coil_dump_tasks() writes one line per live task of the calling
  * thread's loop, or of every worker of its runtime: id, name, state, the
  * worker it last ran on, what it waits for ("sleep", "task", "queue get",
- * "lock", ...), its age and how much of its stack it has touched.
+ * "lock", an I/O operation such as "recv" or "accept", ...), its age and
+ * how much of its stack it has touched.
  *
  * Threads and consistency. These calls read other workers' tasks while
  * those workers run: each task is examined under its own cancellation lock,
@@ -54,10 +55,22 @@
  *    slow_callback_duration): "Executing task 'name' (id 7) took 0.152
  *    seconds", a callback named by its function's symbol ("Executing
  *    callback on_tick took ..."). The context carries the message alone:
- *    the step may have ended the task and freed its handle.
+ *    the step may have ended the task and freed its handle;
+ *  - a descriptor coil handed to the program (a socket from coil_accept,
+ *    a file from coil_open or coil_openat, a stream's socket or pipe, a
+ *    server's listening socket) still open when its loop closes, or for a
+ *    runtime's workers when the runtime shuts down: "unclosed fd 7 (a
+ *    stream's socket) when its loop closed: close it before the loop
+ *    closes" (asyncio's ResourceWarning for an unclosed transport). Only
+ *    descriptors made while debug mode is on are watched; one the program
+ *    closed itself with close(2) is recognised as closed (its number is
+ *    free, or names another file), except when the same file was opened
+ *    again under the same number with plain open(2).
  * Debug mode also reads the clock before and after each step and callback
  * (for the warning above), and runs a standalone loop's steps one by one
- * through the loop instead of switching from task to task directly. It
+ * through the loop instead of switching from task to task directly, and
+ * watches descriptors (an fstat(2) and a lock for each one handed out,
+ * a lock for each one coil closes). It
  * also records each task's spawn time, which listings show as
  * its age (without it the age is unknown: the clock read would cost every
  * spawn). Errors nobody retrieved ("Task exception was never retrieved",
@@ -286,7 +299,15 @@ COIL_API int coil_loop_dump_metrics(const coil_loop_t *loop, FILE *f);
  * task, its id in args.task), each callback (a span named after its
  * function), each park (a span named "park") and each steal (an instant
  * event on the thief's track, args.victim naming the worker robbed and
- * args.tasks how many tasks it took). The file is Chrome's Trace Event
+ * args.tasks how many tasks it took), and each wait of a task for an I/O
+ * operation (coil/io.h, and the streams, servers and subprocesses built on
+ * it): from the submission to the completion, named after the operation
+ * ("recv", "accept", "read", ...), with args.worker (the track of the
+ * worker that waited), args.task, args.fd and args.result. I/O waits
+ * overlap each other and the steps run meanwhile, and the spans of one
+ * track must nest, so each is a pair of async events ("b" and "e", one
+ * id), which Perfetto draws on tracks of their own under the process, one
+ * per operation name. The file is Chrome's Trace Event
  * Format (JSON), which https://ui.perfetto.dev and chrome://tracing open:
  * one track per worker, tid = worker index, named "worker N" (the
  * workers of a second runtime get tids 10000, 10001, ... and names

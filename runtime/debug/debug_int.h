@@ -6,12 +6,16 @@
  * Every hook the core calls is off its hot paths: loop creation and
  * destruction, a task's first step when it was cancelled before it, the
  * destruction of a coroutine or generator. Debug mode costs the core one
- * predictable branch on a loop field where it matters (spawn) and nothing
- * elsewhere.
+ * predictable branch on a loop field at spawn, and one per runnable run
+ * (COIL__OBSERVING in metrics_int.h, shared with the trace recorder); while
+ * it is on, each step also reads the clock twice (the slow-callback check)
+ * and a standalone loop runs its tasks one by one instead of handing off
+ * between them, so that each step is timed.
  */
 #ifndef COIL_RUNTIME_DEBUG_INT_H
 #define COIL_RUNTIME_DEBUG_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +54,34 @@ void coil__debug_coro_destroy(coil_coro_t *c);
  * closed"). loop NULL: the thread's loop. */
 void coil__debug_gen_unclosed(coil_loop_t *loop, const char *name, void *fn,
 			      const char *why);
+
+/* Debug mode's watch on the descriptors coil hands out (fds.c): a socket
+ * or file still open when its loop (or runtime) closes is reported.
+ * COIL__DEBUG_FD_OPENED(fd, what) records fd with a description ("a socket
+ * from coil_accept") when the calling thread's running loop is in debug
+ * mode, and costs one branch otherwise; COIL__DEBUG_FD_CLOSED(fd) forgets
+ * it, before coil closes it (one relaxed load when nothing is watched).
+ * coil__debug_fds_check reports the descriptors of `home` (a standalone
+ * loop, or a runtime) still open, through loop's exception handler, and
+ * forgets them. Any thread; `what` is a static string. */
+struct coil_loop;
+extern atomic_size_t coil__debug_fds_watched;
+void coil__debug_fd_opened_slow(struct coil_loop *loop, int fd, const char *what);
+void coil__debug_fd_closed_slow(int fd);
+const void *coil__debug_fd_home(const struct coil_loop *loop);
+void coil__debug_fds_check(const void *home, struct coil_loop *loop);
+#define COIL__DEBUG_FD_OPENED(fd, what)                                       \
+	do {                                                                  \
+		struct coil_loop *l_ = coil__running_loop;                    \
+		if (__builtin_expect(l_ && l_->debug, 0))                     \
+			coil__debug_fd_opened_slow(l_, fd, what);             \
+	} while (0)
+#define COIL__DEBUG_FD_CLOSED(fd)                                             \
+	do {                                                                  \
+		if (__builtin_expect(atomic_load_explicit(&coil__debug_fds_watched, \
+							  memory_order_relaxed) != 0, 0)) \
+			coil__debug_fd_closed_slow(fd);                       \
+	} while (0)
 
 /* --- shared inside runtime/debug/ ---------------------------------------- */
 

@@ -202,6 +202,13 @@ void coil__trace_steal(coil_loop_t *loop, unsigned victim, uint64_t tasks)
 	coil__trace_event(loop, COIL__TEV_STEAL, now, now, victim, tasks, NULL, NULL);
 }
 
+void coil__trace_io(coil_loop_t *loop, int64_t t0, uint64_t task, const char *op,
+		    int fd, int res)
+{
+	uint64_t n = (uint64_t)(uint32_t)fd << 32 | (uint32_t)res;
+	coil__trace_event(loop, COIL__TEV_IO, t0, coil__clock_ns(), task, n, op, NULL);
+}
+
 /* --- reading ------------------------------------------------------------- */
 
 /* The smallest caller struct we accept: size and worker. */

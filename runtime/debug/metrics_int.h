@@ -152,6 +152,17 @@ void coil__trace_loop_free(struct coil_loop *loop);
 			coil__trace_steal(loop, victim, tasks);               \
 	} while (0)
 #define COIL__TRACE_LOOP_FREE(loop) coil__trace_loop_free(loop)
+/* A task of the loop waited for I/O operation `op` (a static string) on fd
+ * from t0 to now, with result res (trace). From the loop's thread. */
+void coil__trace_io(struct coil_loop *loop, int64_t t0, uint64_t task,
+		    const char *op, int fd, int res);
+/* The start of an I/O wait: the clock while a trace is recorded, else 0. */
+#define COIL__TRACE_IO_BEGIN() (COIL__TRACING() ? coil__clock_ns() : 0)
+#define COIL__TRACE_IO_END(loop, t0, task, op, fd, res)                       \
+	do {                                                                  \
+		if (__builtin_expect((t0) != 0, 0))                           \
+			coil__trace_io(loop, t0, task, op, fd, res);          \
+	} while (0)
 #else
 #define COIL__METRICS_ENTER(loop) ((void)(loop))
 #define COIL__METRICS_LEAVE(loop) ((void)(loop))
@@ -162,6 +173,9 @@ void coil__trace_loop_free(struct coil_loop *loop);
 #define COIL__METRICS_RING_REAPED(r, n) ((void)0)
 #define COIL__TRACE_STEAL(loop, victim, tasks) ((void)(loop), (void)(victim), (void)(tasks))
 #define COIL__TRACE_LOOP_FREE(loop) ((void)(loop))
+#define COIL__TRACE_IO_BEGIN() ((int64_t)0)
+#define COIL__TRACE_IO_END(loop, t0, task, op, fd, res)                       \
+	((void)(loop), (void)(t0), (void)(task), (void)(op), (void)(fd), (void)(res))
 #endif
 
 /* --- shared between metrics.c and trace.c -------------------------------- */
@@ -173,7 +187,9 @@ enum {
 	COIL__TEV_CALLBACK,  /* a handle's callback: X, fn */
 	COIL__TEV_DONECB,    /* a done-callback: X, fn */
 	COIL__TEV_PARK,      /* a park: X */
-	COIL__TEV_STEAL      /* a steal: instant, victim, tasks */
+	COIL__TEV_STEAL,     /* a steal: instant, victim, tasks */
+	COIL__TEV_IO         /* an I/O wait: async span, task id, fn = the
+			      * operation's name, n = fd << 32 | result */
 };
 
 /* Records a span [t0, t1) or (kind STEAL) an instant at t0 on the loop's

@@ -104,6 +104,7 @@ static struct {
 	const coil_runtime_t *rts[MAX_RUNTIMES];
 	unsigned nrts;
 	unsigned nloops;
+	uint64_t io_seq;          /* ids of I/O waits' async events */
 } T;
 
 /* --- the writer's side --------------------------------------------------- */
@@ -333,6 +334,33 @@ static void write_metadata(coil__tbuf_t *b)
 		"\"args\":{\"sort_index\":%ld}}", T.pid, b->tid, b->tid);
 }
 
+/* An I/O wait: a pair of async events ("b" and "e", one id), which
+ * Perfetto draws on tracks of their own under the process, one group per
+ * operation, overlapping waits on separate lanes. A worker's own track
+ * cannot hold them: they overlap each other and the steps run meanwhile,
+ * and slices on one thread's track must nest. The name of the one begun
+ * first is already written. */
+static void write_io(const coil__tbuf_t *b, const tev_t *e, int64_t s, int64_t d)
+{
+	FILE *f = T.f;
+	unsigned long long id = ++T.io_seq;
+	int fd = (int)(uint32_t)(e->n >> 32);
+	int res = (int)(uint32_t)e->n;
+	json_str(f, (const char *)e->fn);
+	fprintf(f, ",\"cat\":\"io\",\"ph\":\"b\",\"id\":\"0x%llx\",\"ts\":", id);
+	json_us(f, s - T.t0);
+	fprintf(f, ",\"pid\":%d,\"tid\":%ld,\"args\":{\"worker\":", T.pid, b->tid);
+	json_str(f, b->track);
+	fprintf(f, ",\"task\":%llu,\"fd\":%d,\"result\":%d}}",
+		(unsigned long long)e->id, fd, res);
+	json_sep(f);
+	fputs("{\"name\":", f);
+	json_str(f, (const char *)e->fn);
+	fprintf(f, ",\"cat\":\"io\",\"ph\":\"e\",\"id\":\"0x%llx\",\"ts\":", id);
+	json_us(f, s - T.t0 + d);
+	fprintf(f, ",\"pid\":%d,\"tid\":%ld}", T.pid, b->tid);
+}
+
 static void write_event(const coil__tbuf_t *b, const tev_t *e, symcache_t *sc)
 {
 	FILE *f = T.f;
@@ -361,6 +389,9 @@ static void write_event(const coil__tbuf_t *b, const tev_t *e, symcache_t *sc)
 	case COIL__TEV_PARK:
 		fputs("\"park\",\"cat\":\"idle\",\"ph\":\"X\"", f);
 		break;
+	case COIL__TEV_IO:
+		write_io(b, e, s, d);
+		return;
 	default: /* COIL__TEV_STEAL */
 		fputs("\"steal\",\"cat\":\"sched\",\"ph\":\"i\",\"s\":\"t\"", f);
 		break;

@@ -434,6 +434,10 @@ void coil__runtime_unref_foreign(coil_runtime_t *rt)
 static void runtime_free(coil_runtime_t *rt)
 {
 	int64_t workers_live = 0;
+	/* Debug mode: descriptors left open by the runtime's tasks, through
+	 * worker 0's exception handler. */
+	if (rt->loops && rt->loops[0])
+		coil__debug_fds_check(rt, rt->loops[0]);
 	if (rt->loops) {
 		for (unsigned i = 0; i < rt->n; i++) {
 			if (!rt->loops[i])
