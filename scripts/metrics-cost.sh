@@ -15,13 +15,16 @@
 #
 # Workloads (../shared/WORKLOADS.md):
 #   W1  bench/w1_spawn: spawn N tasks, await them (1 worker, then 2)
-#   W3  bench/w3_pingpong: two tasks wake each other N times
+#   W3  bench/w3_pingpong: two tasks wake each other N times through queues
+#   and bench/wake_pingpong: BM_WakePingPong's round trip (two tasks waking
+#   each other through futures), with a fixed count
 # Each is run at N and at N=1; the difference, divided by N-1, is the cost
 # per task or round trip without the start-up and shutdown both share, and
 # the ratio of those is what must stay within the limit.
 #
 # usage: scripts/metrics-cost.sh [--on DIR] [--off DIR] [--n-w1 N] [--n-w3 N]
 #                                [--limit PCT] [--no-build]
+# (--n-w3 is also the wake ping-pong's count)
 # defaults: build-metrics-cost-on, build-metrics-cost-off, 100000, 200000,
 # 2 (percent). Exits 1 when a ratio exceeds the limit, 2 on a usage or
 # build error. Needs valgrind, and Google Benchmark plus ../shared/workloads
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
 	--n-w3) n_w3=$2; shift 2 ;;
 	--limit) limit=$2; shift 2 ;;
 	--no-build) build=0; shift ;;
-	-h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -59,13 +62,13 @@ configure_build() { # dir on|off
 	cmake -S "$root" -B "$1" -DCMAKE_BUILD_TYPE=Release -DCOIL_METRICS="$2" \
 		-DCOIL_BUILD_TESTS=OFF -DCOIL_BUILD_EXAMPLES=OFF >/dev/null ||
 		die "configuring $1 failed"
-	cmake --build "$1" -j"$jobs" --target w1_spawn w3_pingpong >/dev/null ||
+	cmake --build "$1" -j"$jobs" --target w1_spawn w3_pingpong wake_pingpong >/dev/null ||
 		die "building $1 failed (are Google Benchmark and ../shared/workloads there?)"
 }
 configure_build "$on_dir" ON
 configure_build "$off_dir" OFF
 for d in "$on_dir" "$off_dir"; do
-	for p in w1_spawn w3_pingpong; do
+	for p in w1_spawn w3_pingpong wake_pingpong; do
 		[ -x "$d/bench/$p" ] || die "$d/bench/$p is missing"
 	done
 done
@@ -120,6 +123,7 @@ measure() { # label runs n program-name args-before-n...
 measure "W1 spawn, 1 worker" 1 "$n_w1" w1_spawn --workers 1
 measure "W1 spawn, 2 workers" 5 "$n_w1" w1_spawn --workers 2
 measure "W3 ping-pong" 1 "$n_w3" w3_pingpong
+measure "wake ping-pong" 1 "$n_w3" wake_pingpong
 
 echo "limit: ratio/op <= $(awk -v l="$limit" 'BEGIN { printf "%.4f", 1 + l / 100 }')" \
 	"(ON: counters, and the trace recorder present but off)"
