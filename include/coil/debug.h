@@ -255,6 +255,8 @@ typedef struct coil_worker_metrics {
 				   * sleeps, timeouts */
 	int64_t busy_ns;          /* time the loop ran, parks excluded */
 	int64_t idle_ns;          /* time parked (in the ring's wait) */
+	bool parked;              /* parked at the snapshot: in a wait that
+				   * could block, with nothing to do */
 } coil_worker_metrics_t;
 
 /*

@@ -244,6 +244,7 @@ static void snapshot(const coil_loop_t *loop, coil_worker_metrics_t *o)
 	if (idle_since && now > idle_since)
 		idle += now - idle_since;
 	o->running = run_since != 0;
+	o->parked = idle_since != 0;
 	/* The four were read a moment apart: keep the pair consistent. */
 	if (idle > run)
 		idle = run;
