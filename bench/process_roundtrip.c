@@ -21,8 +21,10 @@
 #include <string.h>
 
 #include "bench.h" /* ../shared/workloads: clock, result lines */
+#include "bench_util.h"
 
 #define JOB_BYTES 1024
+#define USAGE "process_roundtrip [--n N] [--procs N] [--depth N]"
 
 static int echo(const void *in, size_t len, coil_bytes_t *out)
 {
@@ -95,12 +97,6 @@ static int main_task(void *arg, void **result)
 	return coil_process_pool_shutdown(pool, true, false);
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: process_roundtrip [--n N] [--procs N] [--depth N]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
 	int rc = coil_process_register("echo", echo);
@@ -110,20 +106,14 @@ int main(int argc, char **argv)
 		CHECK_FAIL("process pool set-up: %s", coil_strerror(rc));
 
 	struct rt t = { .n = 20000, .procs = 2, .depth = 64 };
-	for (int i = 1; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			usage();
-		if (!strcmp(argv[i], "--n"))
-			t.n = strtoull(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--procs"))
-			t.procs = (unsigned)atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--depth"))
-			t.depth = (unsigned)atoi(argv[i + 1]);
-		else
-			usage();
-	}
+	const bench_opt_t opts[] = {
+		{ "--n", BENCH_OPT_U64, &t.n },
+		{ "--procs", BENCH_OPT_UINT, &t.procs },
+		{ "--depth", BENCH_OPT_UINT, &t.depth },
+	};
+	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (!t.n || !t.procs || !t.depth)
-		usage();
+		bench_usage(USAGE);
 	uint64_t s = 1;
 	for (size_t i = 0; i < JOB_BYTES; i++)
 		t.in[i] = (unsigned char)splitmix64(&s);

@@ -14,10 +14,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
 
 #include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+#include "bench_util.h"
+
+#define USAGE "w1_spawn [--workers N] [--n N]"
 
 struct w1 {
 	uint64_t n;
@@ -51,61 +52,35 @@ static int spawner(void *arg, void **result)
 		sum += (uintptr_t)r;
 		coil_task_detach(w->tasks[i]);
 	}
-	if (sum != w->n * (w->n - 1) / 2)
-		CHECK_FAIL("sum %llu, expected %llu", (unsigned long long)sum,
-			   (unsigned long long)(w->n * (w->n - 1) / 2));
+	bench_check_sum(sum, w->n);
 	w->ns = now_ns() - t0;
 	w->sum = sum;
 	return 0;
-}
-
-static void usage(void)
-{
-	fprintf(stderr, "usage: w1_spawn [--workers N] [--n N]\n");
-	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	struct w1 w = { .n = 1000000 };
 	unsigned workers = 2;
-	for (int i = 1; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			usage();
-		if (!strcmp(argv[i], "--n"))
-			w.n = strtoull(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--workers"))
-			workers = (unsigned)atoi(argv[i + 1]);
-		else
-			usage();
-	}
+	const bench_opt_t opts[] = {
+		{ "--n", BENCH_OPT_U64, &w.n },
+		{ "--workers", BENCH_OPT_UINT, &workers },
+	};
+	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (!w.n || !workers)
-		usage();
+		bench_usage(USAGE);
 	/* The handle array is the spawner's bookkeeping, allocated before the
 	 * clock starts, like a peer's Vec::with_capacity(N). */
 	w.tasks = calloc(w.n, sizeof(*w.tasks));
 	if (!w.tasks)
 		CHECK_FAIL("out of memory");
 
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt;
-	int rc = coil_runtime_new(&rt, &o);
-	if (rc)
-		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
-	rc = coil_runtime_block_on(rt, spawner, &w, NULL);
-	if (rc)
-		CHECK_FAIL("spawner: %s", coil_strerror(rc));
-	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
-		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	bench_block_on(workers, 0, spawner, &w, "spawner");
 
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	printf("# w1 n=%llu workers=%u sum=%llu\n", (unsigned long long)w.n, workers,
-	       (unsigned long long)w.sum);
+	double rss = bench_peak_rss();
+	bench_print_sum("w1", w.n, workers, w.sum);
 	report("ns_per_task", (double)w.ns / (double)w.n, "ns");
-	report("peak_rss_mib", (double)ru.ru_maxrss / 1024.0, "MiB");
+	report("peak_rss_mib", rss / (1024.0 * 1024.0), "MiB");
 	free(w.tasks);
 	return 0;
 }

@@ -23,11 +23,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+#include "bench_util.h"
 
 #define REPS 3
+#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16]"
 
 static int fib(void *arg, void **result)
 {
@@ -82,20 +83,10 @@ static intptr_t fib_iter(intptr_t n)
 /* One measurement on a fresh runtime of `workers` workers; returns ms. */
 static double measure(unsigned workers, intptr_t n, size_t stack)
 {
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	o.stack_size = stack;
-	coil_runtime_t *rt;
-	int rc = coil_runtime_new(&rt, &o);
-	if (rc)
-		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
 	struct run r = { .n = n };
-	rc = coil_runtime_block_on(rt, top, &r, NULL);
-	if (rc)
-		CHECK_FAIL("fib(%ld) on %u workers: %s", (long)n, workers, coil_strerror(rc));
-	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
-		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	char what[64];
+	snprintf(what, sizeof(what), "fib(%ld) on %u workers", (long)n, workers);
+	bench_block_on(workers, stack, top, &r, what);
 	if (r.value != fib_iter(n))
 		CHECK_FAIL("fib(%ld) = %ld, expected %ld", (long)n, (long)r.value,
 			   (long)fib_iter(n));
@@ -114,31 +105,19 @@ static double median(double *v, int k)
 	return v[k / 2];
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: w2_fib [--workers N] [--n 27] [--stack-kib 16]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
 	unsigned workers = 0; /* 0: 1 and 2, interleaved */
-	intptr_t n = 27;
+	long n = 27;
 	size_t stack = 16 * 1024;
-	for (int i = 1; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			usage();
-		if (!strcmp(argv[i], "--n"))
-			n = atol(argv[i + 1]);
-		else if (!strcmp(argv[i], "--workers"))
-			workers = (unsigned)atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--stack-kib"))
-			stack = (size_t)atol(argv[i + 1]) * 1024;
-		else
-			usage();
-	}
+	const bench_opt_t opts[] = {
+		{ "--n", BENCH_OPT_LONG, &n },
+		{ "--workers", BENCH_OPT_UINT, &workers },
+		{ "--stack-kib", BENCH_OPT_KIB, &stack },
+	};
+	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (n < 0 || n > 90 || !stack)
-		usage();
+		bench_usage(USAGE);
 	printf("# w2 n=%ld fib=%ld spawned_tasks=%ld stack_kib=%zu\n", (long)n,
 	       (long)fib_iter(n), (long)(fib_iter(n + 1) - 1), stack / 1024);
 	if (workers) {

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+#include "bench_util.h"
 
 /* The jobs' shared state. sum and count are touched by every job from any
  * worker: relaxed for sum (its value is read only after the wake-up, which
@@ -75,14 +76,9 @@ static const char *mode_name[] = { "callback", "spawn" };
 
 static void run(enum mode mode, unsigned workers, bool any_loop)
 {
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt;
-	int rc = coil_runtime_new(&rt, &o);
+	coil_runtime_t *rt = bench_runtime_new(workers, 0);
+	int rc = coil_runtime_start(rt);
 	if (rc)
-		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
-	if ((rc = coil_runtime_start(rt)))
 		CHECK_FAIL("coil_runtime_start: %s", coil_strerror(rc));
 	coil_loop_t *loop = coil_runtime_loop(rt, any_loop ? COIL_ANY_WORKER : 0);
 	atomic_store(&w4.sum, 0);
@@ -109,11 +105,8 @@ static void run(enum mode mode, unsigned workers, bool any_loop)
 	if (count != w4.n)
 		CHECK_FAIL("count %llu, expected %llu", (unsigned long long)count,
 			   (unsigned long long)w4.n);
-	if (sum != w4.n * (w4.n - 1) / 2)
-		CHECK_FAIL("sum %llu, expected %llu", (unsigned long long)sum,
-			   (unsigned long long)(w4.n * (w4.n - 1) / 2));
-	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
-		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	bench_check_sum(sum, w4.n);
+	bench_runtime_shutdown(rt);
 	char unit[48];
 	snprintf(unit, sizeof(unit), "ns mode=%s", mode_name[mode]);
 	report("ns_per_job", (double)(t1 - t0) / (double)w4.n, unit);

@@ -23,10 +23,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
 
 #include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+#include "bench_util.h"
+
+#define USAGE "w5_sleepers [--workers N] [--n N] [--stack-kib 16]"
 
 struct w5 {
 	uint64_t n;
@@ -79,31 +80,19 @@ static int spawner(void *arg, void **result)
 	return 0;
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: w5_sleepers [--workers N] [--n N] [--stack-kib 16]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
 	struct w5 w = { .n = 1000000 };
 	unsigned workers = 2;
 	size_t stack = 16 * 1024;
-	for (int i = 1; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			usage();
-		if (!strcmp(argv[i], "--n"))
-			w.n = strtoull(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--workers"))
-			workers = (unsigned)atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--stack-kib"))
-			stack = (size_t)atol(argv[i + 1]) * 1024;
-		else
-			usage();
-	}
+	const bench_opt_t opts[] = {
+		{ "--n", BENCH_OPT_U64, &w.n },
+		{ "--workers", BENCH_OPT_UINT, &workers },
+		{ "--stack-kib", BENCH_OPT_KIB, &stack },
+	};
+	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (!w.n || !workers || !stack)
-		usage();
+		bench_usage(USAGE);
 
 	/* Inputs, before the clock: the durations and the handle array. */
 	w.d = malloc(w.n * sizeof(*w.d));
@@ -123,26 +112,12 @@ int main(int argc, char **argv)
 			       w.d[0] != 275413 || w.d[1] != 892291 || w.d[2] != 763858))
 		CHECK_FAIL("durations differ from WORKLOADS.md");
 
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	o.stack_size = stack;
-	coil_runtime_t *rt;
-	int rc = coil_runtime_new(&rt, &o);
-	if (rc)
-		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
-	rc = coil_runtime_block_on(rt, spawner, &w, NULL);
-	if (rc)
-		CHECK_FAIL("spawner: %s", coil_strerror(rc));
-	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
-		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	bench_block_on(workers, stack, spawner, &w, "spawner");
 	if (w.wall_ns + 1000000 < dmax * 1000)
 		CHECK_FAIL("wall time %.3f ms is shorter than the longest sleep %.3f ms",
 			   (double)w.wall_ns / 1e6, (double)dmax / 1e3);
 
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	double rss = (double)ru.ru_maxrss * 1024.0;
+	double rss = bench_peak_rss();
 	printf("# w5 n=%llu workers=%u stack_kib=%zu\n", (unsigned long long)w.n, workers,
 	       stack / 1024);
 	report("wall_ms", (double)w.wall_ns / 1e6, "ms");

@@ -15,9 +15,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+#include "bench_util.h"
+
+#define USAGE "w7_executor [--workers N] [--n N]"
 
 struct w7 {
 	uint64_t n;
@@ -51,57 +53,32 @@ static int submitter(void *arg, void **result)
 		sum += (uintptr_t)r;
 		coil_future_release(w->futs[i]);
 	}
-	if (sum != w->n * (w->n - 1) / 2)
-		CHECK_FAIL("sum %llu, expected %llu", (unsigned long long)sum,
-			   (unsigned long long)(w->n * (w->n - 1) / 2));
+	bench_check_sum(sum, w->n);
 	w->ns = now_ns() - t0;
 	w->sum = sum;
 	return 0;
-}
-
-static void usage(void)
-{
-	fprintf(stderr, "usage: w7_executor [--workers N] [--n N]\n");
-	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	struct w7 w = { .n = 100000 };
 	unsigned workers = 2;
-	for (int i = 1; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			usage();
-		if (!strcmp(argv[i], "--n"))
-			w.n = strtoull(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--workers"))
-			workers = (unsigned)atoi(argv[i + 1]);
-		else
-			usage();
-	}
+	const bench_opt_t opts[] = {
+		{ "--n", BENCH_OPT_U64, &w.n },
+		{ "--workers", BENCH_OPT_UINT, &workers },
+	};
+	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (!w.n || !workers)
-		usage();
+		bench_usage(USAGE);
 	/* The future array is the submitter's bookkeeping, allocated before
 	 * the clock starts. */
 	w.futs = calloc(w.n, sizeof(*w.futs));
 	if (!w.futs)
 		CHECK_FAIL("out of memory");
 
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt;
-	int rc = coil_runtime_new(&rt, &o);
-	if (rc)
-		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
-	rc = coil_runtime_block_on(rt, submitter, &w, NULL);
-	if (rc)
-		CHECK_FAIL("submitter: %s", coil_strerror(rc));
-	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
-		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	bench_block_on(workers, 0, submitter, &w, "submitter");
 
-	printf("# w7 n=%llu workers=%u sum=%llu\n", (unsigned long long)w.n, workers,
-	       (unsigned long long)w.sum);
+	bench_print_sum("w7", w.n, workers, w.sum);
 	report("ns_per_job", (double)w.ns / (double)w.n, "ns");
 	free(w.futs);
 	return 0;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "bench.h" /* ../shared/workloads: PRNG, clock, result lines */
+#include "bench_util.h"
 
 /* CPU time of the whole process (every thread), ns. */
 static uint64_t cpu_ns(void)
@@ -46,6 +47,7 @@ static uint64_t cpu_ns(void)
 #define SEED 7
 #define DEFAULT_READS 200000u
 #define DEFAULT_SUM 6566592905ull
+#define USAGE "w8_fileread --file F [--workers N] [--reads R] [--tasks T]"
 
 struct w8;
 
@@ -131,34 +133,20 @@ static int spawner(void *arg, void **result)
 	return 0;
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: w8_fileread --file F [--workers N] [--reads R] [--tasks T]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
 	struct w8 w = { .reads = DEFAULT_READS, .ntasks = 64 };
 	const char *path = NULL;
 	unsigned workers = 2;
-	for (int i = 1; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			usage();
-		const char *v = argv[i + 1];
-		if (!strcmp(argv[i], "--file"))
-			path = v;
-		else if (!strcmp(argv[i], "--workers"))
-			workers = (unsigned)atoi(v);
-		else if (!strcmp(argv[i], "--reads"))
-			w.reads = strtoull(v, NULL, 10);
-		else if (!strcmp(argv[i], "--tasks"))
-			w.ntasks = (unsigned)atoi(v);
-		else
-			usage();
-	}
+	const bench_opt_t opts[] = {
+		{ "--file", BENCH_OPT_STR, &path },
+		{ "--workers", BENCH_OPT_UINT, &workers },
+		{ "--reads", BENCH_OPT_U64, &w.reads },
+		{ "--tasks", BENCH_OPT_UINT, &w.ntasks },
+	};
+	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (!path || !workers || !w.reads || !w.ntasks || w.ntasks > 65536)
-		usage();
+		bench_usage(USAGE);
 	w.fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (w.fd < 0) {
 		perror(path);
@@ -187,18 +175,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < w.ntasks; i++)
 		w.readers[i] = (reader_t){ .w = &w, .idx = i, .buf = bufs + (size_t)i * W8_BLOCK };
 
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt;
-	int rc = coil_runtime_new(&rt, &o);
-	if (rc)
-		CHECK_FAIL("coil_runtime_new: %s", coil_strerror(rc));
-	rc = coil_runtime_block_on(rt, spawner, &w, NULL);
-	if (rc)
-		CHECK_FAIL("spawner: %s", coil_strerror(rc));
-	if ((rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC)))
-		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
+	bench_block_on(workers, 0, spawner, &w, "spawner");
 	if (w.reads == DEFAULT_READS && w.sum != DEFAULT_SUM)
 		CHECK_FAIL("block sum %llu, expected %llu", (unsigned long long)w.sum, DEFAULT_SUM);
 

@@ -539,11 +539,33 @@ static int io_await(io_req_t *q, unsigned kind, int64_t timeout_ns)
 
 /* --- argument checks ---------------------------------------------------------- */
 
+/*
+ * Each check returns 0 or the error the call returns, and is written once
+ * here; CHECK returns that error from the calling wrapper. A wrapper checks
+ * the descriptor first (-EBADF), then its other arguments (-EINVAL).
+ */
+#define CHECK(expr)                                                           \
+	do {                                                                  \
+		int check_rc_ = (expr);                                       \
+		if (check_rc_)                                                \
+			return check_rc_;                                     \
+	} while (0)
+
+static int check_fd(int fd)
+{
+	return fd < 0 ? -EBADF : 0;
+}
+
+/* A byte count the result can say: at most SSIZE_MAX. */
+static int check_size(size_t len)
+{
+	return len > (size_t)SSIZE_MAX ? -EINVAL : 0;
+}
+
 /* A byte count: negative as ssize_t is refused, beyond MAX_RW is cut. */
 static int check_len(size_t len, uint32_t *out)
 {
-	if (len > (size_t)SSIZE_MAX)
-		return -EINVAL;
+	CHECK(check_size(len));
 	*out = (uint32_t)(len > COIL__IO_MAX_RW ? COIL__IO_MAX_RW : len);
 	return 0;
 }
@@ -564,13 +586,78 @@ static int check_iov(const struct iovec *iov, int iovcnt)
 	return 0;
 }
 
+static int check_msg(const struct msghdr *msg)
+{
+	if (!msg || msg->msg_iovlen > IOV_MAX || (msg->msg_iovlen && !msg->msg_iov))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * The calls that come in pairs (receive and send, read and write, ...)
+ * differ only in the kind of request (and a send's MSG_NOSIGNAL, which the
+ * caller adds to the flags): each pair shares one of these.
+ */
+
+/* recv and send. */
+static int sock_buf(unsigned kind, int fd, const void *buf, size_t len,
+		    int flags, int64_t timeout_ns)
+{
+	io_req_t q;
+	CHECK(check_fd(fd));
+	CHECK(check_len(len, &q.len));
+	q.fd = fd;
+	q.ptr = (void *)buf;
+	q.flags = flags;
+	return io_await(&q, kind, timeout_ns);
+}
+
+/* recvmsg and sendmsg. */
+static int sock_msg(unsigned kind, int fd, const struct msghdr *msg, int flags,
+		    int64_t timeout_ns)
+{
+	io_req_t q;
+	CHECK(check_fd(fd));
+	CHECK(check_msg(msg));
+	q.fd = fd;
+	q.ptr = (void *)msg;
+	q.flags = flags;
+	return io_await(&q, kind, timeout_ns);
+}
+
+/* read and write. */
+static int file_buf(unsigned kind, int fd, const void *buf, size_t len,
+		    int64_t offset, int64_t timeout_ns)
+{
+	io_req_t q;
+	CHECK(check_fd(fd));
+	CHECK(check_len(len, &q.len));
+	CHECK(check_off(offset, &q.off));
+	q.fd = fd;
+	q.ptr = (void *)buf;
+	return io_await(&q, kind, timeout_ns);
+}
+
+/* readv and writev. */
+static int file_iov(unsigned kind, int fd, const struct iovec *iov, int iovcnt,
+		    int64_t offset, int64_t timeout_ns)
+{
+	io_req_t q;
+	CHECK(check_fd(fd));
+	CHECK(check_iov(iov, iovcnt));
+	CHECK(check_off(offset, &q.off));
+	q.fd = fd;
+	q.ptr = (void *)iov;
+	q.len = (uint32_t)iovcnt;
+	return io_await(&q, kind, timeout_ns);
+}
+
 /* --- sockets -------------------------------------------------------------------- */
 
 int coil_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 		int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
+	CHECK(check_fd(fd));
 	if (addr && !addrlen)
 		return -EINVAL;
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
@@ -587,8 +674,7 @@ int coil_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
 int coil_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 		 int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
+	CHECK(check_fd(fd));
 	if (!addr)
 		return -EINVAL;
 	io_req_t q;
@@ -600,58 +686,24 @@ int coil_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 
 ssize_t coil_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	int rc = check_len(len, &q.len);
-	if (rc)
-		return rc;
-	q.fd = fd;
-	q.ptr = buf;
-	q.flags = flags;
-	return io_await(&q, IO_RECV, timeout_ns);
+	return sock_buf(IO_RECV, fd, buf, len, flags, timeout_ns);
 }
 
 ssize_t coil_send(int fd, const void *buf, size_t len, int flags,
 		  int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	int rc = check_len(len, &q.len);
-	if (rc)
-		return rc;
-	q.fd = fd;
-	q.ptr = (void *)buf;
-	q.flags = flags | MSG_NOSIGNAL;
-	return io_await(&q, IO_SEND, timeout_ns);
+	return sock_buf(IO_SEND, fd, buf, len, flags | MSG_NOSIGNAL, timeout_ns);
 }
 
 ssize_t coil_recvmsg(int fd, struct msghdr *msg, int flags, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	if (!msg || msg->msg_iovlen > IOV_MAX || (msg->msg_iovlen && !msg->msg_iov))
-		return -EINVAL;
-	io_req_t q;
-	q.fd = fd;
-	q.ptr = msg;
-	q.flags = flags;
-	return io_await(&q, IO_RECVMSG, timeout_ns);
+	return sock_msg(IO_RECVMSG, fd, msg, flags, timeout_ns);
 }
 
 ssize_t coil_sendmsg(int fd, const struct msghdr *msg, int flags,
 		     int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	if (!msg || msg->msg_iovlen > IOV_MAX || (msg->msg_iovlen && !msg->msg_iov))
-		return -EINVAL;
-	io_req_t q;
-	q.fd = fd;
-	q.ptr = (void *)msg;
-	q.flags = flags | MSG_NOSIGNAL;
-	return io_await(&q, IO_SENDMSG, timeout_ns);
+	return sock_msg(IO_SENDMSG, fd, msg, flags | MSG_NOSIGNAL, timeout_ns);
 }
 
 ssize_t coil_recvfrom(int fd, void *buf, size_t len, int flags,
@@ -660,10 +712,10 @@ ssize_t coil_recvfrom(int fd, void *buf, size_t len, int flags,
 {
 	if (!addr)
 		return coil_recv(fd, buf, len, flags, timeout_ns);
-	if (fd < 0)
-		return -EBADF;
-	if (!addrlen || len > (size_t)SSIZE_MAX)
+	CHECK(check_fd(fd));
+	if (!addrlen)
 		return -EINVAL;
+	CHECK(check_size(len));
 	struct iovec iov = { buf, len };
 	struct msghdr m = {
 		.msg_name = addr,
@@ -683,15 +735,12 @@ ssize_t coil_sendto(int fd, const void *buf, size_t len, int flags,
 {
 	if (!addr)
 		return coil_send(fd, buf, len, flags, timeout_ns);
-	if (fd < 0)
-		return -EBADF;
+	CHECK(check_fd(fd));
 	coil_loop_t *loop = coil__running_loop;
 	if (loop && (loop->ring->caps & COIL__RING_CAP_SEND_ADDR) &&
 	    addrlen <= UINT16_MAX) {
 		io_req_t q;
-		int rc = check_len(len, &q.len);
-		if (rc)
-			return rc;
+		CHECK(check_len(len, &q.len));
 		q.fd = fd;
 		q.ptr = (void *)buf;
 		q.ptr2 = (void *)addr;
@@ -700,8 +749,7 @@ ssize_t coil_sendto(int fd, const void *buf, size_t len, int flags,
 		return io_await(&q, IO_SENDTO, timeout_ns);
 	}
 	/* Kernels before 6.0 take a destination only through sendmsg. */
-	if (len > (size_t)SSIZE_MAX)
-		return -EINVAL;
+	CHECK(check_size(len));
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr m = {
 		.msg_name = (void *)addr,
@@ -714,8 +762,7 @@ ssize_t coil_sendto(int fd, const void *buf, size_t len, int flags,
 
 int coil_shutdown(int fd, int how, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
+	CHECK(check_fd(fd));
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
 		return -EINVAL;
 	io_req_t q;
@@ -728,8 +775,7 @@ int coil_shutdown(int fd, int how, int64_t timeout_ns)
 
 int coil_close(int fd, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
+	CHECK(check_fd(fd));
 	if (!coil__io_timeout_ok(timeout_ns))
 		return -EINVAL;
 	/* A close must happen exactly once, never be skipped (that would leak
@@ -753,13 +799,12 @@ int coil_close(int fd, int64_t timeout_ns)
 ssize_t coil_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
 		    size_t len, unsigned flags, int64_t timeout_ns)
 {
-	if (fd_in < 0 || fd_out < 0)
-		return -EBADF;
+	CHECK(check_fd(fd_in));
+	CHECK(check_fd(fd_out));
 	io_req_t q;
-	int rc;
-	if ((rc = check_len(len, &q.len)) || (rc = check_off(off_in, &q.off)) ||
-	    (rc = check_off(off_out, &q.off2)))
-		return rc;
+	CHECK(check_len(len, &q.len));
+	CHECK(check_off(off_in, &q.off));
+	CHECK(check_off(off_out, &q.off2));
 	/* SPLICE_F_FD_IN_FIXED would make fd_in an index into a table this
 	 * API does not have. */
 	if (flags & SPLICE_F_FD_IN_FIXED)
@@ -772,8 +817,7 @@ ssize_t coil_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
 
 int coil_poll(int fd, unsigned events, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
+	CHECK(check_fd(fd));
 	io_req_t q;
 	q.fd = fd;
 	q.uflags = events;
@@ -803,79 +847,45 @@ int coil_openat(int dirfd, const char *path, int flags, mode_t mode,
 ssize_t coil_read(int fd, void *buf, size_t len, int64_t offset,
 		  int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	int rc;
-	if ((rc = check_len(len, &q.len)) || (rc = check_off(offset, &q.off)))
-		return rc;
-	q.fd = fd;
-	q.ptr = buf;
-	return io_await(&q, IO_READ, timeout_ns);
+	return file_buf(IO_READ, fd, buf, len, offset, timeout_ns);
 }
 
 ssize_t coil_write(int fd, const void *buf, size_t len, int64_t offset,
 		   int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	int rc;
-	if ((rc = check_len(len, &q.len)) || (rc = check_off(offset, &q.off)))
-		return rc;
-	q.fd = fd;
-	q.ptr = (void *)buf;
-	return io_await(&q, IO_WRITE, timeout_ns);
+	return file_buf(IO_WRITE, fd, buf, len, offset, timeout_ns);
 }
 
 ssize_t coil_readv(int fd, const struct iovec *iov, int iovcnt, int64_t offset,
 		   int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	int rc;
-	if ((rc = check_iov(iov, iovcnt)) || (rc = check_off(offset, &q.off)))
-		return rc;
-	q.fd = fd;
-	q.ptr = (void *)iov;
-	q.len = (uint32_t)iovcnt;
-	return io_await(&q, IO_READV, timeout_ns);
+	return file_iov(IO_READV, fd, iov, iovcnt, offset, timeout_ns);
 }
 
 ssize_t coil_writev(int fd, const struct iovec *iov, int iovcnt,
 		    int64_t offset, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
+	return file_iov(IO_WRITEV, fd, iov, iovcnt, offset, timeout_ns);
+}
+
+/* fsync and fdatasync: IORING_FSYNC_DATASYNC in uflags or not. */
+static int fsync_flags(int fd, unsigned uflags, int64_t timeout_ns)
+{
+	CHECK(check_fd(fd));
 	io_req_t q;
-	int rc;
-	if ((rc = check_iov(iov, iovcnt)) || (rc = check_off(offset, &q.off)))
-		return rc;
 	q.fd = fd;
-	q.ptr = (void *)iov;
-	q.len = (uint32_t)iovcnt;
-	return io_await(&q, IO_WRITEV, timeout_ns);
+	q.uflags = uflags;
+	return io_await(&q, IO_FSYNC, timeout_ns);
 }
 
 int coil_fsync(int fd, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	q.fd = fd;
-	q.uflags = 0;
-	return io_await(&q, IO_FSYNC, timeout_ns);
+	return fsync_flags(fd, 0, timeout_ns);
 }
 
 int coil_fdatasync(int fd, int64_t timeout_ns)
 {
-	if (fd < 0)
-		return -EBADF;
-	io_req_t q;
-	q.fd = fd;
-	q.uflags = IORING_FSYNC_DATASYNC;
-	return io_await(&q, IO_FSYNC, timeout_ns);
+	return fsync_flags(fd, IORING_FSYNC_DATASYNC, timeout_ns);
 }
 
 int coil_statx(int dirfd, const char *path, int flags, unsigned mask,

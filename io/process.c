@@ -44,18 +44,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "coil/process.h"
 #include "coil/io.h"
 #include "op.h"
+#include "pidfd.h"
 #include "stream_int.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 extern char **environ;
 
@@ -104,35 +100,19 @@ void coil__process_force_polling(bool on)
 /* Set once pidfd_open said ENOSYS: it is not asked again. */
 static atomic_bool no_pidfd;
 
-static int sys_pidfd_open(pid_t pid)
+/* A pidfd for the child, or -1 with ENOSYS where the tests force the path
+ * without one or the kernel lacks pidfd_open. */
+static int open_pidfd(pid_t pid)
 {
 	if (atomic_load_explicit(&force_polling, memory_order_relaxed) ||
 	    atomic_load_explicit(&no_pidfd, memory_order_relaxed)) {
 		errno = ENOSYS;
 		return -1;
 	}
-#ifdef SYS_pidfd_open
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int fd = coil__pidfd_open(pid);
 	if (fd < 0 && errno == ENOSYS)
 		atomic_store_explicit(&no_pidfd, true, memory_order_relaxed);
 	return fd;
-#else
-	(void)pid;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
-static int sys_pidfd_send_signal(int pidfd, int sig)
-{
-#ifdef SYS_pidfd_send_signal
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-#else
-	(void)pidfd;
-	(void)sig;
-	errno = ENOSYS;
-	return -1;
-#endif
 }
 
 /* --- options ------------------------------------------------------------------ */
@@ -503,7 +483,7 @@ static int check_cwd(const char *cwd)
  * nothing is left behind. */
 static void abandon_child(pid_t pid, int pidfd)
 {
-	if (pidfd < 0 || sys_pidfd_send_signal(pidfd, SIGKILL) != 0)
+	if (pidfd < 0 || coil__pidfd_send_signal(pidfd, SIGKILL) != 0)
 		kill(pid, SIGKILL);
 	siginfo_t si;
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0 && errno == EINTR)
@@ -622,7 +602,7 @@ int coil_process_spawn(coil_process_t **out, const char *const argv[],
 			src[i] = -1;
 		}
 	p->pid = pid;
-	p->pidfd = sys_pidfd_open(pid);
+	p->pidfd = open_pidfd(pid);
 	for (unsigned i = 0; i < 3; i++) {
 		if (mine[i] < 0)
 			continue;
@@ -735,7 +715,7 @@ int coil_process_send_signal(coil_process_t *p, int sig)
 	pthread_mutex_lock(&p->mu);
 	if (p->reaped)
 		rc = -ESRCH;
-	else if (p->pidfd >= 0 ? sys_pidfd_send_signal(p->pidfd, sig) != 0
+	else if (p->pidfd >= 0 ? coil__pidfd_send_signal(p->pidfd, sig) != 0
 			       : kill(p->pid, sig) != 0)
 		rc = -errno;
 	pthread_mutex_unlock(&p->mu);

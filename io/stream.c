@@ -194,75 +194,86 @@ static ssize_t again(int fd, unsigned events, int64_t *deadline,
 	return p < 0 ? p : 0;
 }
 
-static ssize_t io_read(coil_stream_t *s, void *buf, size_t n, int64_t timeout_ns)
+/*
+ * One transfer between the stream's descriptor and the caller's memory:
+ * the stream's reads, writes and gathered writes all go through xfer(),
+ * so that the closed check and the waits for a non-blocking descriptor
+ * are written once.
+ */
+typedef enum { XFER_READ, XFER_WRITE, XFER_WRITEV } xfer_kind_t;
+
+typedef struct xfer {
+	xfer_kind_t kind;
+	void *buf;                /* XFER_READ, XFER_WRITE: the bytes */
+	size_t n;
+	struct iovec *iov;        /* XFER_WRITEV: the pieces */
+	int cnt;
+} xfer_t;
+
+/* One try of the transfer, with the operation that suits the descriptor.
+ * A socket's sends take MSG_NOSIGNAL: a peer that went away is -EPIPE,
+ * not a SIGPIPE that kills the process. */
+static ssize_t xfer_once(const coil_stream_t *s, int fd, const xfer_t *x,
+			 int64_t timeout_ns)
+{
+	switch (x->kind) {
+	case XFER_READ:
+		return s->is_socket ? coil_recv(fd, x->buf, x->n, 0, timeout_ns)
+				    : coil_read(fd, x->buf, x->n, -1, timeout_ns);
+	case XFER_WRITE:
+		return s->is_socket ? coil_send(fd, x->buf, x->n, MSG_NOSIGNAL, timeout_ns)
+				    : coil_write(fd, x->buf, x->n, -1, timeout_ns);
+	case XFER_WRITEV:
+		if (s->is_socket) {
+			struct msghdr m;
+			memset(&m, 0, sizeof(m));
+			m.msg_iov = x->iov;
+			m.msg_iovlen = (size_t)x->cnt;
+			return coil_sendmsg(fd, &m, MSG_NOSIGNAL, timeout_ns);
+		}
+		return coil_writev(fd, x->iov, x->cnt, -1, timeout_ns);
+	}
+	return -EINVAL; /* not reached: every kind returns above */
+}
+
+static ssize_t xfer(coil_stream_t *s, const xfer_t *x, int64_t timeout_ns)
 {
 	int fd = atomic_load_explicit(&s->fd, memory_order_relaxed);
 	if (fd < 0)
 		return COIL_ECLOSED;
-	if (s->is_socket) {
-		ssize_t r = coil_recv(fd, buf, n, 0, timeout_ns);
-		return r == -EAGAIN ? -ETIMEDOUT : r;
-	}
 	int64_t deadline = INT64_MIN;
 	for (;;) {
-		ssize_t r = coil_read(fd, buf, n, -1,
+		ssize_t r = xfer_once(s, fd, x,
 				      deadline == INT64_MIN ? timeout_ns
 							    : coil__remaining(deadline));
 		if (r != -EAGAIN)
 			return r;
-		if ((r = again(fd, POLLIN, &deadline, timeout_ns)))
+		if (s->is_socket)
+			return -ETIMEDOUT;
+		if ((r = again(fd, x->kind == XFER_READ ? POLLIN : POLLOUT, &deadline,
+			       timeout_ns)))
 			return r;
 	}
+}
+
+static ssize_t io_read(coil_stream_t *s, void *buf, size_t n, int64_t timeout_ns)
+{
+	xfer_t x = { .kind = XFER_READ, .buf = buf, .n = n };
+	return xfer(s, &x, timeout_ns);
 }
 
 static ssize_t io_write(coil_stream_t *s, const void *buf, size_t n,
 			int64_t timeout_ns)
 {
-	int fd = atomic_load_explicit(&s->fd, memory_order_relaxed);
-	if (fd < 0)
-		return COIL_ECLOSED;
-	if (s->is_socket) {
-		/* MSG_NOSIGNAL: a peer that went away is -EPIPE, not a
-		 * SIGPIPE that kills the process. */
-		ssize_t r = coil_send(fd, buf, n, MSG_NOSIGNAL, timeout_ns);
-		return r == -EAGAIN ? -ETIMEDOUT : r;
-	}
-	int64_t deadline = INT64_MIN;
-	for (;;) {
-		ssize_t r = coil_write(fd, buf, n, -1,
-				       deadline == INT64_MIN ? timeout_ns
-							     : coil__remaining(deadline));
-		if (r != -EAGAIN)
-			return r;
-		if ((r = again(fd, POLLOUT, &deadline, timeout_ns)))
-			return r;
-	}
+	xfer_t x = { .kind = XFER_WRITE, .buf = (void *)buf, .n = n };
+	return xfer(s, &x, timeout_ns);
 }
 
 static ssize_t io_writev(coil_stream_t *s, struct iovec *iov, int cnt,
 			 int64_t timeout_ns)
 {
-	int fd = atomic_load_explicit(&s->fd, memory_order_relaxed);
-	if (fd < 0)
-		return COIL_ECLOSED;
-	if (s->is_socket) {
-		struct msghdr m;
-		memset(&m, 0, sizeof(m));
-		m.msg_iov = iov;
-		m.msg_iovlen = (size_t)cnt;
-		ssize_t r = coil_sendmsg(fd, &m, MSG_NOSIGNAL, timeout_ns);
-		return r == -EAGAIN ? -ETIMEDOUT : r;
-	}
-	int64_t deadline = INT64_MIN;
-	for (;;) {
-		ssize_t r = coil_writev(fd, iov, cnt, -1,
-					deadline == INT64_MIN ? timeout_ns
-							      : coil__remaining(deadline));
-		if (r != -EAGAIN)
-			return r;
-		if ((r = again(fd, POLLOUT, &deadline, timeout_ns)))
-			return r;
-	}
+	xfer_t x = { .kind = XFER_WRITEV, .iov = iov, .cnt = cnt };
+	return xfer(s, &x, timeout_ns);
 }
 
 /* --- the read side -------------------------------------------------------- */
@@ -278,6 +289,23 @@ static int rbegin(coil_stream_t *s)
 		return COIL_ECLOSED;
 	}
 	return 0;
+}
+
+/* The arguments of a call that takes the caller's buffer of n bytes: a
+ * stream, the buffer unless n is 0, and a count the result can say. */
+static bool buf_ok(const coil_stream_t *s, const void *buf, size_t n)
+{
+	return s && (buf || !n) && n <= SSIZE_MAX;
+}
+
+/* The start of every read: its arguments checked, then the read side
+ * taken. Returns 0, -EINVAL, or what rbegin returns. */
+static int rstart(coil_stream_t *s, const void *buf, size_t n,
+		  int64_t timeout_ns)
+{
+	if (!buf_ok(s, buf, n) || !coil__timeout_ok(timeout_ns))
+		return -EINVAL;
+	return rbegin(s);
 }
 
 static void rdone(coil_stream_t *s)
@@ -369,9 +397,7 @@ static ssize_t fill(coil_stream_t *s, int64_t deadline)
 ssize_t coil_stream_read(coil_stream_t *s, void *buf, size_t n,
 			 int64_t timeout_ns)
 {
-	if (!s || (!buf && n) || n > SSIZE_MAX || !coil__timeout_ok(timeout_ns))
-		return -EINVAL;
-	int rc = rbegin(s);
+	int rc = rstart(s, buf, n, timeout_ns);
 	if (rc)
 		return rc;
 	ssize_t r;
@@ -444,9 +470,7 @@ static ssize_t exact_direct(coil_stream_t *s, char *buf, size_t n,
 ssize_t coil_stream_readexactly(coil_stream_t *s, void *buf, size_t n,
 				int64_t timeout_ns)
 {
-	if (!s || (!buf && n) || n > SSIZE_MAX || !coil__timeout_ok(timeout_ns))
-		return -EINVAL;
-	int rc = rbegin(s);
+	int rc = rstart(s, buf, n, timeout_ns);
 	if (rc)
 		return rc;
 	int64_t deadline = coil__deadline(timeout_ns);
@@ -483,10 +507,10 @@ static ssize_t readuntil(coil_stream_t *s, const void *sep, size_t seplen,
 			 void *buf, size_t cap, int64_t timeout_ns,
 			 bool line)
 {
-	if (!s || !sep || !seplen || !buf || cap < seplen || cap > SSIZE_MAX ||
-	    !coil__timeout_ok(timeout_ns))
+	/* cap >= seplen > 0: rstart refuses a NULL buf. */
+	if (!sep || !seplen || cap < seplen)
 		return -EINVAL;
-	int rc = rbegin(s);
+	int rc = rstart(s, buf, cap, timeout_ns);
 	if (rc)
 		return rc;
 	/* The longest return: the limit plus the separator, and what fits. */
@@ -654,7 +678,7 @@ static int flush(coil_stream_t *s, int64_t deadline)
 
 int coil_stream_write(coil_stream_t *s, const void *buf, size_t n)
 {
-	if (!s || (!buf && n) || n > SSIZE_MAX)
+	if (!buf_ok(s, buf, n))
 		return -EINVAL;
 	int rc = wbegin(s);
 	if (rc)
@@ -689,7 +713,7 @@ int coil_stream_drain(coil_stream_t *s, int64_t timeout_ns)
 int coil_stream_write_all(coil_stream_t *s, const void *buf, size_t n,
 			  int64_t timeout_ns)
 {
-	if (!s || (!buf && n) || n > SSIZE_MAX || !coil__timeout_ok(timeout_ns))
+	if (!buf_ok(s, buf, n) || !coil__timeout_ok(timeout_ns))
 		return -EINVAL;
 	int rc = wbegin(s);
 	if (rc)

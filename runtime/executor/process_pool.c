@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,11 +40,8 @@
 #include "alloc.h"
 #include "core.h"
 #include "executor_int.h"
+#include "pidfd.h"
 #include "process_proto.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 /* Workers that die before they could say hello, in a row, that break the
  * pool. */
@@ -114,29 +110,6 @@ struct coil_process_pool {
 	bool closed;
 	coil__xbatch_t batch;
 };
-
-static int sys_pidfd_open(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-	(void)pid;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
-
-static int sys_pidfd_send_signal(int pidfd, int sig)
-{
-#ifdef SYS_pidfd_send_signal
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-#else
-	(void)pidfd;
-	(void)sig;
-	errno = ENOSYS;
-	return -1;
-#endif
-}
 
 /* --- jobs ------------------------------------------------------------------- */
 
@@ -259,7 +232,7 @@ static int spawn_worker(coil_process_pool_t *p, pworker_t *w)
 	fcntl(jp[1], F_SETFL, O_NONBLOCK);
 	fcntl(rp[0], F_SETFL, O_NONBLOCK);
 	memset(w, 0, sizeof(*w));
-	w->pidfd = sys_pidfd_open(pid);
+	w->pidfd = coil__pidfd_open(pid);
 	w->job_fd = jp[1];
 	w->res_fd = rp[0];
 	w->state = W_IDLE;
@@ -277,7 +250,7 @@ fail:
 
 static void kill_worker(pworker_t *w)
 {
-	if (w->pidfd < 0 || sys_pidfd_send_signal(w->pidfd, SIGKILL) != 0)
+	if (w->pidfd < 0 || coil__pidfd_send_signal(w->pidfd, SIGKILL) != 0)
 		kill(w->pid, SIGKILL);
 }
 
