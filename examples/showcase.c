@@ -6,9 +6,11 @@
  * what it prints, and checks that against what the Python original prints
  * in the asyncio tutorial the examples come from. Examples that sleep get
  * `--fast` (the virtual clock) where waiting would only make the showcase
- * slow; ticker runs for real (it ticks every 0.1 s). An example that fails,
- * prints something else, or runs past its time limit makes the showcase exit
- * with status 1.
+ * slow; ticker runs for real (it ticks every 0.1 s). The I/O examples
+ * that have no asyncio original (http_server, file_copy, loadgen) run
+ * their self-tests, which print only what does not depend on timing. An
+ * example that fails, prints something else, or runs past its time limit
+ * makes the showcase exit with status 1.
  *
  * The showcase itself uses no coil: it is a plain process runner.
  */
@@ -234,6 +236,30 @@ static const struct example examples[] = {
 	  "received SIGTERM: shutting down\n"
 	  "server closed: connections still open after the grace period were cancelled\n"
 	  "client: the server closed the connection\n", NULL },
+	{ "http_server",
+	  "an HTTP/1.1 hello-world server on streams: keep-alive, pipelined "
+	  "requests answered in order, Connection: close, 400 and 431",
+	  "--self-test",
+	  "GET / -> 200 Hello, World!\n"
+	  "3 pipelined requests (GET, POST with a body, HEAD) -> 3 responses in order\n"
+	  "Connection: close -> server closed the connection\n"
+	  "HTTP/1.0 without keep-alive -> 200, then the server closed the connection\n"
+	  "malformed request -> 400, then the server closed the connection\n"
+	  "header section over 8192 bytes -> 431, then the server closed the connection\n"
+	  "server closed gracefully: 6 requests answered, 2 refused\n", NULL },
+	{ "file_copy",
+	  "a file copied with 8 chunk reads and writes in flight (coil_read and "
+	  "coil_write at offsets, statx, fsync), then compared",
+	  NULL,
+	  "copied 4206649 bytes in 33 chunks, 8 in flight\n"
+	  "copy is identical\n", NULL },
+	{ "loadgen",
+	  "a load generator: 4 connections against an in-process echo server for "
+	  "0.3 s, replies checked, latency percentiles from per-task histograms",
+	  "--self-test",
+	  "echo, pipeline 1: 4 connections, every reply matched\n"
+	  "echo, pipeline 4: 4 connections, every reply matched\n"
+	  "percentiles: p50 <= p90 <= p99 <= p99.9 <= max\n", NULL },
 };
 
 /* "TIME: <seconds>\n" first (the number varies), then exactly `rest`. */
