@@ -314,10 +314,11 @@ int coil_loop_call_soon_threadsafe(coil_loop_t *loop, coil_cb cb, void *arg)
 
 /*
  * Wakes the loop if it sleeps in its ring wait (or is about to). The pusher
- * has made its item visible with a seq_cst read-modify-write; the loop sets
- * `sleeping` (seq_cst) before it looks at its queues one last time: one of
- * the two sees the other, so no wake-up is lost and an awake loop costs no
- * system call.
+ * has made its item visible with a seq_cst read-modify-write (for the
+ * inbox, the first push since the loop last drained it: see inbox_pushed);
+ * the loop sets `sleeping` (seq_cst) before it looks at its queues one last
+ * time: one of the two sees the other, so no wake-up is lost and an awake
+ * loop costs no system call.
  */
 static void loop_kick(coil_loop_t *loop)
 {
@@ -330,6 +331,30 @@ static void loop_kick(coil_loop_t *loop)
 	}
 }
 
+/*
+ * Under inbox_lock, after a push: counts it and wakes the loop if needed.
+ * inbox_len changes only under inbox_lock (pushes count up, drain_inbox
+ * sets 0), so a pusher that finds it above zero knows that the first push
+ * since the last drain has not been taken yet: that push made itself
+ * visible with the seq_cst read-modify-write and did the loop_kick
+ * handshake, so the loop either sees it before it sleeps or is kicked, and
+ * the drain that takes it takes ours too (it takes the whole inbox under
+ * the lock we hold now). A burst of pushes from another thread therefore
+ * pays for one locked instruction and one look at `sleeping` per drain,
+ * not per push. The relaxed store is enough: the loop reads the items
+ * under the lock, and any non-zero count sends it there.
+ */
+static inline void inbox_pushed(coil_loop_t *loop)
+{
+	size_t n = atomic_load_explicit(&loop->inbox_len, memory_order_relaxed);
+	if (n) {
+		atomic_store_explicit(&loop->inbox_len, n + 1, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_seq_cst);
+	loop_kick(loop);
+}
+
 bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
 {
 	coil__spin_lock(&loop->inbox_lock);
@@ -338,11 +363,9 @@ bool coil__loop_push_inbox(coil_loop_t *loop, coil__runnable_t *r)
 		return false;
 	}
 	coil__fifo_push(&loop->inbox, &r->node);
-	/* Release: the loop's acquire load of inbox_len sees the push. The
-	 * kick happens under the lock: close sets `closed` under it, so the
-	 * loop (and its ring) cannot be freed under our feet. */
-	atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_seq_cst);
-	loop_kick(loop);
+	/* The kick happens under the lock: close sets `closed` under it, so
+	 * the loop (and its ring) cannot be freed under our feet. */
+	inbox_pushed(loop);
 	coil__spin_unlock(&loop->inbox_lock);
 	return true;
 }
@@ -381,8 +404,7 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 			coil_handle_t *h = coil__container_of(n, coil_handle_t, run.node);
 			ts_handle_init(h, loop, cb, dropped, arg);
 			coil__fifo_push(&loop->inbox, &h->run.node);
-			atomic_fetch_add_explicit(&loop->inbox_len, 1, memory_order_seq_cst);
-			loop_kick(loop);
+			inbox_pushed(loop);
 			coil__spin_unlock(&loop->inbox_lock);
 			return 0;
 		}
