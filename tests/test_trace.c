@@ -827,7 +827,10 @@ static int stop_inside_main(void *arg, void **result)
 	coil_task_t *t[8];
 	for (int i = 0; i < 8; i++)
 		ASSERT_EQ(coil_spawn(&t[i], fib_task, (void *)(intptr_t)10, NULL), 0);
-	ASSERT_EQ(coil_sleep(0), 0);
+	/* At least one step has ended (and been recorded) once the first
+	 * task is done; a yield is not enough: with the other worker holding
+	 * the rest, it may not switch at all. */
+	ASSERT_EQ(coil_await(coil_task_future(t[0]), NULL), 0);
 	*stopped = coil_trace_stop();
 	for (int i = 0; i < 8; i++) {
 		ASSERT_EQ(coil_await(coil_task_future(t[i]), NULL), 0);
