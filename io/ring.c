@@ -44,7 +44,9 @@
 #include "ring_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +79,33 @@ static bool under_valgrind(void)
 	return RUNNING_ON_VALGRIND;
 #else
 	return false;
+#endif
+}
+
+/*
+ * ThreadSanitizer runs a signal's handler only when the thread that took
+ * the signal next calls a function it intercepts. io_uring_enter is not
+ * one, and a wait interrupted by a signal whose disposition has SA_RESTART
+ * (coil's signal forwarder's) is restarted by the kernel: a worker parked
+ * with nothing to do would hold the forwarder back until its next wake-up,
+ * perhaps forever. In TSan builds waits are therefore cut into slices of
+ * this length, each followed by such a call (a query of the signal mask),
+ * which runs what is pending. Other builds are not affected.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define COIL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COIL_TSAN 1
+#endif
+#endif
+#define TSAN_WAIT_SLICE_NS (100 * 1000 * 1000)
+
+static inline void tsan_signal_point(void)
+{
+#ifdef COIL_TSAN
+	sigset_t cur;
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
 #endif
 }
 
@@ -464,6 +493,10 @@ int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns)
 	if (under_valgrind() &&
 	    (timeout_ns < 0 || timeout_ns > VALGRIND_WAIT_SLICE_NS))
 		timeout_ns = VALGRIND_WAIT_SLICE_NS;
+#ifdef COIL_TSAN
+	if (timeout_ns < 0 || timeout_ns > TSAN_WAIT_SLICE_NS)
+		timeout_ns = TSAN_WAIT_SLICE_NS;
+#endif
 	struct io_uring_cqe *cqe = NULL;
 	int ret;
 	COIL__METRICS_RING_SUBMITTED(r, (int)io_uring_sq_ready(&r->ring));
@@ -484,6 +517,8 @@ int coil__ring_wait(coil__ring_t *r, int64_t timeout_ns)
 			 * of our slice: let the others run. */
 			if (under_valgrind())
 				sched_yield();
+			if (timeout_ns != 0)
+				tsan_signal_point();
 			break;
 		}
 		if (ret != -EAGAIN && ret != -EBUSY)
