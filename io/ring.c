@@ -34,8 +34,9 @@
  * cancel everything, reap until nothing is owed; the operations of io/
  * submit themselves again on the new thread), and the new thread gets a
  * fresh ring (coil__ring_rebind). A portable ring (a runtime's worker 0,
- * which block_on runs on the caller's thread) is set up without those two
- * flags instead, so that its operations carry on across threads.
+ * which block_on runs on the caller's thread) moves the same way; only on
+ * a kernel that cannot cancel everything at once is it set up without
+ * those two flags instead, so that its operations carry on across threads.
  *
  * Waits use io_uring_submit_and_wait_timeout, which passes the timeout
  * through the EXT_ARG enter argument (no timeout SQE, no extra completion)
@@ -311,12 +312,24 @@ int coil__ring_create(coil__ring_t **out, unsigned entries, bool portable)
 		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
 		0,
 	};
-	/* A ring that may change threads with operations in flight: any
-	 * thread may submit and reap, and completions are posted without
-	 * waiting for the submitter to enter the kernel. */
-	static const unsigned moving[] = { IORING_SETUP_SUBMIT_ALL, 0 };
+	/* A ring that may change threads with operations in flight: with
+	 * SINGLE_ISSUER|DEFER_TASKRUN when the kernel can also cancel
+	 * everything at once, which coil__ring_quiesce needs to end what is
+	 * in flight before the ring moves (then coil__ring_rebind gives the
+	 * next thread a fresh ring; without DEFER_TASKRUN a busy server pays
+	 * about twice the CPU per request, measured with W6); else set up so
+	 * that any thread may submit and reap, and completions are posted
+	 * without waiting for the submitter to enter the kernel (never
+	 * COOP_TASKRUN: its completions wait for the submitting thread's next
+	 * system call). */
+	static const unsigned moving[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_SUBMIT_ALL,
+		0,
+	};
 	const unsigned *tries = portable ? moving : best;
-	size_t ntries = portable ? 2 : 3;
+	size_t ntries = 3;
 	coil__ring_t *r = coil__calloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -329,6 +342,15 @@ int coil__ring_create(coil__ring_t **out, unsigned entries, bool portable)
 	int err = -EINVAL;
 	for (size_t i = 0; i < ntries; i++) {
 		err = ring_init(&r->ring, entries, tries[i]);
+		if (err == 0 && portable && (tries[i] & IORING_SETUP_SINGLE_ISSUER)) {
+			probe(r);
+			if (!(r->caps & COIL__RING_CAP_CANCEL_ANY)) {
+				/* It could not be quiesced: not this one. */
+				io_uring_queue_exit(&r->ring);
+				err = -EINVAL;
+				continue;
+			}
+		}
 		if (err == 0) {
 			r->flags = tries[i];
 			r->entries = entries;

@@ -33,8 +33,10 @@ typedef struct coil__ring_op {
  * Creates a ring with `entries` SQ entries (0: 256; at least 4) and a CQ
  * eight times that. A portable ring may be driven by one thread and then
  * another while operations are in flight (a runtime's worker 0, which
- * block_on runs on the caller's thread): it does without SINGLE_ISSUER and
- * DEFER_TASKRUN. Returns 0 or a negative errno; when io_uring is
+ * block_on runs on the caller's thread): it keeps SINGLE_ISSUER and
+ * DEFER_TASKRUN where the kernel can also cancel everything at once (what
+ * is in flight then ends when the ring moves and is submitted again on
+ * the next thread, coil__ring_quiesce), and does without them elsewhere. Returns 0 or a negative errno; when io_uring is
  * unavailable (-ENOSYS, -EPERM, -ENOMEM from the setup) it prints why and
  * what to do on stderr, once per process. With COIL_DEBUG=1 in the
  * environment, the first ring of the process prints the setup flags, kernel

@@ -1448,8 +1448,10 @@ TEST(debug_reports_ring_features)
 	fclose(f);
 	fprintf(stderr, "%s", msg);
 	/* Once for the process, not once per worker's ring; the setup flags
-	 * once for each set in use (worker 0's portable ring, the others'). */
-	ASSERT_EQ(count(msg, "io_uring setup flags:"), 2);
+	 * once for each set in use (every worker's ring has the same here:
+	 * worker 0's, which may move between threads, differs only on a
+	 * kernel that cannot cancel everything at once). */
+	ASSERT_EQ(count(msg, "io_uring setup flags:"), 1);
 	ASSERT(strstr(msg, "SINGLE_ISSUER DEFER_TASKRUN") != NULL);
 	ASSERT_EQ(count(msg, "io_uring features:"), 1);
 	ASSERT(strstr(msg, "opcodes supported") != NULL);
