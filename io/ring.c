@@ -620,3 +620,8 @@ unsigned coil__ring_inflight(const coil__ring_t *r)
 {
 	return r->inflight;
 }
+
+const unsigned *coil__ring_inflight_ptr(const coil__ring_t *r)
+{
+	return &r->inflight;
+}

@@ -92,6 +92,24 @@ static inline void coil__unlock(coil__spin_t *l)
 		coil__spin_unlock(l);
 }
 
+/*
+ * The _x forms take coil__mt() as read once by the caller: a hot path that
+ * branches on it at its start and calls an always_inline body with a
+ * constant gets a lock-free copy and a locked one, instead of testing the
+ * flag at every lock, claim and wake-up.
+ */
+static inline __attribute__((always_inline)) void coil__lock_x(coil__spin_t *l, bool mt)
+{
+	if (mt)
+		coil__spin_lock(l);
+}
+
+static inline __attribute__((always_inline)) void coil__unlock_x(coil__spin_t *l, bool mt)
+{
+	if (mt)
+		coil__spin_unlock(l);
+}
+
 /* A place execution can switch to or from: a coroutine or a thread stack. */
 typedef struct coil__ctx {
 	void *sp;
@@ -176,10 +194,6 @@ static inline size_t coil__coro_stack_request(const coil_coro_t *c)
 coil__stack_t *coil__coro_take_stack(coil_coro_t *c);
 /* From inside a coroutine: switches to `to`, saving into the coroutine. */
 void coil__coro_switch_out(coil_coro_t *c, coil__ctx_t *to);
-/* From inside a task on `loop` (the task's innermost coroutine c): switches
- * the task out, straight into the next ready task where the loop allows it
- * (runtime/loop.c), else to the loop. */
-void coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c);
 /* Gives back the stack of an ended coroutine. */
 void coil__coro_release_stack(coil_coro_t *c);
 /* Fills a context describing the calling thread's current stack. */
@@ -363,6 +377,7 @@ struct coil_loop {
 	coil__heap_t timers;
 	uint64_t timer_seq;
 	coil__ring_t *ring;
+	const unsigned *ring_inflight; /* the ring's operations in flight */
 	int64_t vnow;             /* the virtual clock, when enabled */
 	coil_task_t *current;
 	/* Standalone loops (run_once): what is left of the current round's
@@ -534,6 +549,85 @@ static inline void coil__task_enqueue(coil__task_body_t *b)
 	else
 		coil__task_enqueue_slow(b);
 }
+/* After a task step that did not end the task (runtime/loop.c): a yield
+ * goes back to a run queue, a wait becomes WAITING or, if woken while it
+ * was switching out, is queued. */
+void coil__task_switched_out(coil_loop_t *loop, coil__task_body_t *b);
+
+/*
+ * Hand-off between tasks on a standalone loop. A task that suspends while
+ * the next ready item is a suspended task switches straight into it, saving
+ * the switch into the loop and back and the loop's round: in a ping-pong of
+ * two tasks that is half the work of a wake-up. The order is asyncio's all
+ * the same: within a round the next item of the round's batch is the one
+ * the loop would run next; once the batch is done, the next round starts
+ * right here only if the loop's round in between would have nothing to do
+ * (no thread-safe calls in the inbox, nothing in the ring; with timers
+ * armed, at most COIL__TICK hand-offs in a row before the loop looks at the
+ * clock; `stopping` is looked at when a round would start, a round's batch
+ * runs to its end either way). On a standalone loop only this thread runs
+ * its tasks, so the task switching out can be marked waiting (or queued,
+ * if a wake-up came in meanwhile) before it is off its stack: nobody can
+ * resume it until this thread is done with it. Inline in every suspension
+ * point: it is the whole of a wake-up's cost in a ping-pong.
+ */
+static inline __attribute__((always_inline)) coil__task_body_t *
+coil__handoff_next(coil_loop_t *loop)
+{
+	if (!loop->batch) {
+		if (!loop->ready.len || loop->stopping ||
+		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire) ||
+		    *loop->ring_inflight)
+			return NULL;
+		if (loop->timers.n) {
+			if (!loop->handoff_budget)
+				return NULL;
+			loop->handoff_budget--;
+		}
+		loop->batch = loop->ready.len;
+	}
+	coil__fnode_t *node = loop->ready.head;
+	coil__runnable_t *r = coil__container_of(node, coil__runnable_t, node);
+	if (r->kind != COIL__RUN_TASK)
+		return NULL;
+	coil__task_body_t *b = coil__container_of(r, coil__task_body_t, run);
+	if (!b->started || b->resume->state != COIL_CORO_SUSPENDED)
+		return NULL;
+	coil__fifo_pop(&loop->ready);
+	loop->batch--;
+	return b;
+}
+
+/* From inside a task on `loop` (the task's innermost coroutine c): switches
+ * the task out, straight into the next ready task where the loop allows it
+ * (coil__handoff_next), else to the loop. */
+static inline __attribute__((always_inline)) void
+coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c)
+{
+	coil__task_body_t *b;
+	if (loop->handoff && (b = coil__handoff_next(loop))) {
+		coil__task_body_t *cur = loop->current->body;
+		/* coil__task_switched_out's common case: a wait, one thread. */
+		if (!cur->yielding && !coil__mt() &&
+		    atomic_load_explicit(&cur->rstate, memory_order_relaxed) == COIL__TS_RUNNING)
+			atomic_store_explicit(&cur->rstate, COIL__TS_WAITING, memory_order_relaxed);
+		else
+			coil__task_switched_out(loop, cur);
+		COIL__M_INC(loop, steps);
+		coil_coro_t *n = b->resume;
+		n->state = COIL_CORO_RUNNING;
+		n->awaiting = false;
+		atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
+		b->worker = loop;
+		b->coro.ret_ctx = &loop->sched;
+		loop->current = b->task;
+		coil__cur = n;
+		coil__ctx_jump(&c->ctx, &n->ctx, 0, false);
+		return;
+	}
+	coil__coro_switch_out(c, &loop->sched);
+}
+
 /* Queues a task just spawned on `loop` (sched/runtime.c). */
 void coil__task_enqueue_new(coil_loop_t *loop, coil__task_body_t *b);
 /* After the last task of one of rt's loops ended (sched/runtime.c). */
@@ -721,9 +815,9 @@ static inline void coil__waiter_init(coil__waiter_t *w, coil_task_t *t,
 }
 
 /* Returns true for exactly one caller per wait: the one that may wake w. */
-static inline bool coil__waiter_claim(coil__waiter_t *w)
+static inline __attribute__((always_inline)) bool coil__waiter_claim_x(coil__waiter_t *w, bool mt)
 {
-	if (!coil__mt()) {
+	if (!mt) {
 		if (atomic_load_explicit(&w->claimed, memory_order_relaxed))
 			return false;
 		atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
@@ -735,18 +829,56 @@ static inline bool coil__waiter_claim(coil__waiter_t *w)
 						       memory_order_acquire);
 }
 
+static inline bool coil__waiter_claim(coil__waiter_t *w)
+{
+	return coil__waiter_claim_x(w, coil__mt());
+}
+
 /* Suspends the current task on w until coil__waiter_wake. Returns w's
  * result. The caller has registered w with its source. */
-int coil__task_suspend(coil__waiter_t *w);
+int coil__task_suspend_mt(coil__waiter_t *w);
+/* A cancellation pending at suspension: withdraws w and returns
+ * -ECANCELED if nobody claimed it yet, else 0 (it is woken normally). */
+int coil__task_suspend_cancelled(coil__waiter_t *w);
+static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__waiter_t *w, bool mt)
+{
+	if (mt)
+		return coil__task_suspend_mt(w);
+	/* One thread: nothing can cancel the task between
+	 * coil__suspend_check and here but this thread, through the same
+	 * flag, and the task's cancellation lock is not needed. */
+	coil_coro_t *c = coil__cur;
+	coil__task_body_t *b = c->task->body;
+	/* Set before the waiter is published: whoever claims it may look at
+	 * the task's coroutines (a force-close at shutdown). */
+	b->resume = c;
+	if (__builtin_expect(atomic_load_explicit(&b->must_cancel, memory_order_relaxed), 0)) {
+		int rc = coil__task_suspend_cancelled(w);
+		if (rc)
+			return rc;
+	}
+	c->state = COIL_CORO_SUSPENDED;
+	c->awaiting = true;
+	b->waiting = w;
+	coil__task_switch_out(coil__running_loop, c);
+	b->waiting = NULL;
+	b->cancel_woken = false;
+	return w->result;
+}
+
+static inline int coil__task_suspend(coil__waiter_t *w)
+{
+	return coil__task_suspend_x(w, coil__mt());
+}
 /* Makes w's task runnable with `result`. Only the claimer calls it. */
 void coil__waiter_wake_mt(coil__waiter_t *w);
-static inline void coil__waiter_wake(coil__waiter_t *w, int result)
+static inline __attribute__((always_inline)) void coil__waiter_wake_x(coil__waiter_t *w, int result, bool mt)
 {
 	w->result = result;
 	/* Claimed by whoever wakes it (a waker that unlinked it under its
 	 * source's lock owns it even without coil__waiter_claim). */
 	atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
-	if (coil__mt()) {
+	if (mt) {
 		coil__waiter_wake_mt(w);
 		return;
 	}
@@ -758,6 +890,11 @@ static inline void coil__waiter_wake(coil__waiter_t *w, int result)
 	} else if (s == COIL__TS_RUNNING) {
 		atomic_store_explicit(&b->rstate, COIL__TS_NOTIFIED, memory_order_relaxed);
 	}
+}
+
+static inline void coil__waiter_wake(coil__waiter_t *w, int result)
+{
+	coil__waiter_wake_x(w, result, coil__mt());
 }
 /* Claims w and, if that won, wakes it. Returns whether it won. */
 static inline bool coil__waiter_try_wake(coil__waiter_t *w, int result)

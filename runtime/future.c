@@ -14,21 +14,20 @@
 #include "alloc.h"
 #include "core.h"
 
-static coil_loop_t *pick_loop(coil_loop_t *loop)
-{
-	return loop ? loop : coil_get_event_loop();
-}
-
 int coil_future_create(coil_future_t **out, coil_loop_t *loop)
 {
 	if (!out)
 		return -EINVAL;
-	loop = pick_loop(loop);
+	coil_loop_t *me = coil__running_loop;
+	if (!loop)
+		loop = me ? me : coil_get_event_loop();
 	if (!loop || loop->any)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
-	coil_future_t *f = coil__obj_get(future_cache, sizeof(coil_future_t));
+	/* coil__obj_get, with the running loop read once. */
+	coil_future_t *f = me ? coil__objcache_get(&me->future_cache)
+			      : coil__malloc(sizeof(coil_future_t));
 	if (!f)
 		return -ENOMEM;
 	coil__future_init(f, loop, false);
@@ -67,24 +66,9 @@ static void report_unretrieved(coil_future_t *f)
 	coil_loop_call_exception_handler(f->loop, &ctx);
 }
 
-void coil_future_release(coil_future_t *f)
+/* The teardown of a future whose last reference went. */
+static void __attribute__((noinline)) release_last(coil_future_t *f)
 {
-	if (!f)
-		return;
-	if (coil__mt()) {
-		/* A count of 1 is ours alone: nobody else holds a reference
-		 * to take another one from, so the last release needs no
-		 * atomic read-modify-write (the acquire pairs with the other
-		 * holders' releasing decrements). */
-		if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
-		    atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
-			return;
-	} else {
-		uint32_t r = atomic_load_explicit(&f->refs, memory_order_relaxed) - 1;
-		atomic_store_explicit(&f->refs, r, memory_order_relaxed);
-		if (r)
-			return;
-	}
 	uint8_t state = fstate(f);
 	if (state == COIL__F_ERROR && !atomic_load_explicit(&f->retrieved, memory_order_relaxed))
 		report_unretrieved(f);
@@ -112,6 +96,39 @@ void coil_future_release(coil_future_t *f)
 	coil__loop_unref(loop);
 }
 
+void coil_future_release(coil_future_t *f)
+{
+	if (!f)
+		return;
+	if (coil__mt()) {
+		/* A count of 1 is ours alone: nobody else holds a reference
+		 * to take another one from, so the last release needs no
+		 * atomic read-modify-write (the acquire pairs with the other
+		 * holders' releasing decrements). */
+		if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
+		    atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+			return;
+		release_last(f);
+		return;
+	}
+	uint32_t r = atomic_load_explicit(&f->refs, memory_order_relaxed) - 1;
+	atomic_store_explicit(&f->refs, r, memory_order_relaxed);
+	if (r)
+		return;
+	/* The common end of a one-shot future on a standalone loop, released
+	 * on its loop: a plain result without a destructor and nothing left
+	 * in its list goes straight back to the loop's cache. */
+	coil_loop_t *loop = f->loop;
+	if (loop == coil__running_loop && !loop->rt && !loop->closed && !f->is_task &&
+	    atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_RESULT &&
+	    !f->dtor && coil__list_empty(&f->cbs)) {
+		coil__objcache_put(&loop->future_cache, f);
+		coil__loop_unref(loop);
+		return;
+	}
+	release_last(f);
+}
+
 bool coil_future_done(const coil_future_t *f)
 {
 	return fstate(f) != COIL__F_PENDING;
@@ -122,7 +139,7 @@ bool coil_future_cancelled(const coil_future_t *f)
 	return fstate(f) == COIL__F_CANCELLED;
 }
 
-static int outcome(coil_future_t *f, void **result)
+static inline int outcome(coil_future_t *f, void **result)
 {
 	switch (fstate(f)) {
 	case COIL__F_PENDING:
@@ -186,12 +203,50 @@ static void schedule_donecb(coil_future_t *f, coil__donecb_t *d)
 	coil_future_release(f);
 }
 
+/*
+ * coil__future_finish while coil__mt() is false: only this thread touches f
+ * and its waiters, so each is woken (queued, nothing runs) as the list is
+ * walked, in the same order as the two passes below.
+ */
+static inline __attribute__((always_inline)) bool
+finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
+	  char *msg)
+{
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) != COIL__F_PENDING)
+		return false;
+	f->code = code;
+	f->result = result;
+	f->dtor = dtor;
+	f->msg = msg;
+	atomic_store_explicit(&f->state, (uint8_t)state, memory_order_relaxed);
+	coil__list_t *p = f->cbs.next;
+	while (p != &f->cbs) {
+		coil__list_t *next = p->next;
+		coil__cbnode_t *n = coil__container_of(p, coil__cbnode_t, link);
+		if (n->kind == COIL__CB_WAITER) {
+			/* One a timer claimed stays linked for its task. */
+			coil__waiter_t *w = coil__container_of(n, coil__waiter_t, cb);
+			if (!atomic_load_explicit(&w->claimed, memory_order_relaxed)) {
+				coil__list_del(p);
+				coil__waiter_wake(w, 0);
+			}
+		} else {
+			coil__list_del(p);
+			schedule_donecb(f, coil__container_of(n, coil__donecb_t, cb));
+		}
+		p = next;
+	}
+	return true;
+}
+
 bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg)
 {
-	coil__lock(&f->lock);
+	if (!coil__mt())
+		return finish_st(f, state, code, result, dtor, msg);
+	coil__spin_lock(&f->lock);
 	if (atomic_load_explicit(&f->state, memory_order_relaxed) != COIL__F_PENDING) {
-		coil__unlock(&f->lock);
+		coil__spin_unlock(&f->lock);
 		return false;
 	}
 	f->code = code;
@@ -220,7 +275,7 @@ bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 		}
 		p = next;
 	}
-	coil__unlock(&f->lock);
+	coil__spin_unlock(&f->lock);
 	/* The list is ours now: the waiters in it were claimed by us, so their
 	 * tasks stay suspended (and the waiters alive) until we wake them. */
 	while (!coil__list_empty(&cbs)) {
@@ -300,6 +355,10 @@ int coil_future_set_result(coil_future_t *f, void *value, coil_dtor dtor)
 {
 	if (fstate(f) != COIL__F_PENDING || f->is_task)
 		return COIL_EINVALSTATE;
+	/* On the future's own loop while one thread runs everything: the
+	 * single-thread completion, inlined. */
+	if (coil__running_loop == f->loop && !coil__mt())
+		return finish_st(f, COIL__F_RESULT, 0, value, dtor, NULL) ? 0 : COIL_EINVALSTATE;
 	if (foreign(f))
 		return post_finish(f, COIL__F_RESULT, 0, value, dtor, NULL);
 	return coil__future_finish(f, COIL__F_RESULT, 0, value, dtor, NULL)
@@ -420,15 +479,21 @@ int coil_await(coil_future_t *f, void **result)
 		coil__waiter_t w;
 		coil__waiter_init(&w, t, waiter_unlink, f);
 		w.what = "future";
-		coil__lock(&f->lock);
+		if (!coil__mt()) {
+			coil__list_push(&f->cbs, &w.cb.link);
+			if ((rc = coil__task_suspend_x(&w, false)))
+				return rc;
+			return outcome(f, result);
+		}
+		coil__spin_lock(&f->lock);
 		if (atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_PENDING) {
 			coil__list_push(&f->cbs, &w.cb.link);
-			coil__unlock(&f->lock);
-			rc = coil__task_suspend(&w);
+			coil__spin_unlock(&f->lock);
+			rc = coil__task_suspend_mt(&w);
 			if (rc)
 				return rc;
 		} else {
-			coil__unlock(&f->lock);
+			coil__spin_unlock(&f->lock);
 		}
 	}
 	return outcome(f, result);

@@ -79,6 +79,7 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
 	atomic_init(&loop->inbox_lock.v, 0);
 	atomic_init(&loop->refs, 1);
 	loop->ring_tid = gettid();
+	loop->ring_inflight = coil__ring_inflight_ptr(loop->ring);
 	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
 	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), coil__cache_max);
 	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), coil__cache_max);
@@ -639,65 +640,9 @@ static int64_t timer_timeout(coil_loop_t *loop)
 	return d > 0 ? d : 0;
 }
 
-/*
- * Hand-off between tasks on a standalone loop. A task that suspends while
- * the next ready item is a suspended task switches straight into it, saving
- * the switch into the loop and back and the loop's round: in a ping-pong of
- * two tasks that is half the work of a wake-up. The order is asyncio's all
- * the same: within a round the next item of the round's batch is the one
- * the loop would run next; once the batch is done, the next round starts
- * right here only if the loop's round in between would have nothing to do
- * (no thread-safe calls in the inbox, nothing in the ring; with timers
- * armed, at most COIL__TICK hand-offs in a row before the loop looks at the
- * clock). On a standalone loop only this thread runs its tasks, so the task
- * switching out can be marked waiting (or queued, if a wake-up came in
- * meanwhile) before it is off its stack: nobody can resume it until this
- * thread is done with it.
- */
-static coil__task_body_t *handoff_next(coil_loop_t *loop)
+void coil__task_switched_out(coil_loop_t *loop, coil__task_body_t *b)
 {
-	if (!loop->batch) {
-		if (!loop->ready.len || loop->stopping ||
-		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire) ||
-		    coil__ring_inflight(loop->ring))
-			return NULL;
-		if (loop->timers.n) {
-			if (!loop->handoff_budget)
-				return NULL;
-			loop->handoff_budget--;
-		}
-		loop->batch = loop->ready.len;
-	}
-	coil__fnode_t *node = loop->ready.head;
-	coil__runnable_t *r = coil__container_of(node, coil__runnable_t, node);
-	if (r->kind != COIL__RUN_TASK)
-		return NULL;
-	coil__task_body_t *b = coil__container_of(r, coil__task_body_t, run);
-	if (!b->started || b->resume->state != COIL_CORO_SUSPENDED)
-		return NULL;
-	coil__fifo_pop(&loop->ready);
-	loop->batch--;
-	return b;
-}
-
-void coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c)
-{
-	coil__task_body_t *b;
-	if (loop->handoff && !loop->stopping && (b = handoff_next(loop))) {
-		task_switched_out(loop, loop->current->body);
-		COIL__M_INC(loop, steps);
-		coil_coro_t *n = b->resume;
-		n->state = COIL_CORO_RUNNING;
-		n->awaiting = false;
-		atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
-		b->worker = loop;
-		b->coro.ret_ctx = &loop->sched;
-		loop->current = b->task;
-		coil__cur = n;
-		coil__ctx_jump(&c->ctx, &n->ctx, 0, false);
-		return;
-	}
-	coil__coro_switch_out(c, &loop->sched);
+	task_switched_out(loop, b);
 }
 
 static void run_once(coil_loop_t *loop)

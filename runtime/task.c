@@ -360,7 +360,7 @@ int coil__suspend_check_slow(coil_task_t **out)
 	return 0;
 }
 
-int coil__task_suspend(coil__waiter_t *w)
+int coil__task_suspend_mt(coil__waiter_t *w)
 {
 	coil_coro_t *c = coil__cur;
 	coil_task_t *t = c->task;
@@ -368,13 +368,13 @@ int coil__task_suspend(coil__waiter_t *w)
 	/* Set before the waiter is published: whoever claims it may look at
 	 * the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
-	coil__lock(&t->clock);
+	coil__spin_lock(&t->clock);
 	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed) &&
 	    coil__waiter_claim(w)) {
 		/* Cancelled by another thread since coil__suspend_check: nobody
 		 * can wake w now, so withdraw it and deliver the cancellation. */
 		atomic_store_explicit(&b->must_cancel, false, memory_order_relaxed);
-		coil__unlock(&t->clock);
+		coil__spin_unlock(&t->clock);
 		w->cancel(w);
 		return -ECANCELED;
 	}
@@ -383,14 +383,23 @@ int coil__task_suspend(coil__waiter_t *w)
 	/* Published under the lock: a canceller reads it under the lock and
 	 * w stays valid until we clear it below. */
 	b->waiting = w;
-	coil__unlock(&t->clock);
+	coil__spin_unlock(&t->clock);
 	coil__task_switch_out(coil__running_loop, c);
 	/* Running again, on this worker or another. */
-	coil__lock(&t->clock);
+	coil__spin_lock(&t->clock);
 	b->waiting = NULL;
 	b->cancel_woken = false;
-	coil__unlock(&t->clock);
+	coil__spin_unlock(&t->clock);
 	return w->result;
+}
+
+int coil__task_suspend_cancelled(coil__waiter_t *w)
+{
+	if (!coil__waiter_claim(w))
+		return 0;
+	atomic_store_explicit(&w->task->body->must_cancel, false, memory_order_relaxed);
+	w->cancel(w);
+	return -ECANCELED;
 }
 
 void coil__waiter_wake_mt(coil__waiter_t *w)

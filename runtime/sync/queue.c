@@ -92,11 +92,11 @@ static void waiter_unlink(coil__waiter_t *w)
 
 /* Under the lock: claims and unlinks the first waiter of l that nobody
  * else has claimed, or returns NULL. */
-static inline __attribute__((always_inline)) struct qwaiter *take_first(coil__list_t *l)
+static inline __attribute__((always_inline)) struct qwaiter *take_first(coil__list_t *l, bool mt)
 {
 	for (coil__list_t *p = l->next; p != l; p = p->next) {
 		struct qwaiter *qw = coil__container_of(p, struct qwaiter, w.cb.link);
-		if (coil__waiter_claim(&qw->w)) {
+		if (coil__waiter_claim_x(&qw->w, mt)) {
 			coil__list_del(p);
 			return qw;
 		}
@@ -131,13 +131,13 @@ static void wake_all(coil__list_t *l, int code)
 /* Queues the calling task on l, drops the lock and suspends until a waker
  * hands it something. */
 static inline __attribute__((always_inline)) int wait_on(coil__list_t *l, struct qwaiter *qw, coil_task_t *t,
-		   coil_queue_t *q)
+		   coil_queue_t *q, bool mt)
 {
 	coil__waiter_init(&qw->w, t, waiter_unlink, q);
 	qw->w.what = l == &q->getters ? "queue get" : l == &q->putters ? "queue put" : "queue join";
 	coil__list_push(l, &qw->w.cb.link);
-	coil__unlock(&q->lock);
-	return coil__task_suspend(&qw->w);
+	coil__unlock_x(&q->lock, mt);
+	return coil__task_suspend_x(&qw->w, mt);
 }
 
 /* ---- storage ---- */
@@ -340,11 +340,12 @@ int coil_queue_destroy(coil_queue_t *q)
 
 /* Under the lock: puts item without waiting, or says -EAGAIN. A getter
  * handed the item directly is returned in *wake, to be woken unlocked. */
-static inline __attribute__((always_inline)) int put_now(coil_queue_t *q, void *item, struct qwaiter **wake)
+static inline __attribute__((always_inline)) int put_now(coil_queue_t *q, void *item, struct qwaiter **wake,
+				       bool mt)
 {
 	if (q->shutdown)
 		return COIL_ECLOSED;
-	struct qwaiter *g = take_first(&q->getters);
+	struct qwaiter *g = take_first(&q->getters, mt);
 	if (g) {
 		/* The queue is empty: the first getter takes the item. */
 		g->item = item;
@@ -365,12 +366,13 @@ static inline __attribute__((always_inline)) int put_now(coil_queue_t *q, void *
 /* Under the lock: gets an item without waiting, or says -EAGAIN (or
  * COIL_ECLOSED). A putter whose item took the freed slot is returned in
  * *wake. */
-static inline __attribute__((always_inline)) int get_now(coil_queue_t *q, void **item, struct qwaiter **wake)
+static inline __attribute__((always_inline)) int get_now(coil_queue_t *q, void **item, struct qwaiter **wake,
+				       bool mt)
 {
 	if (!q->count)
 		return q->shutdown ? COIL_ECLOSED : -EAGAIN;
 	*item = store_pop(q);
-	struct qwaiter *p = take_first(&q->putters);
+	struct qwaiter *p = take_first(&q->putters, mt);
 	if (p) {
 		/* The queue was full: the slot just freed is the first
 		 * putter's, so nobody who came later can take it. */
@@ -382,10 +384,10 @@ static inline __attribute__((always_inline)) int get_now(coil_queue_t *q, void *
 }
 
 /* Wakes (unlocked) the waiter put_now or get_now handed something to. */
-static inline __attribute__((always_inline)) void wake_one(struct qwaiter *qw)
+static inline __attribute__((always_inline)) void wake_one(struct qwaiter *qw, bool mt)
 {
 	if (qw)
-		coil__waiter_wake(&qw->w, 0);
+		coil__waiter_wake_x(&qw->w, 0, mt);
 }
 
 int coil_queue_put_nowait(coil_queue_t *q, void *item)
@@ -393,11 +395,28 @@ int coil_queue_put_nowait(coil_queue_t *q, void *item)
 	if (!q)
 		return -EINVAL;
 	struct qwaiter *wake = NULL;
-	coil__lock(&q->lock);
-	int rc = put_now(q, item, &wake);
-	coil__unlock(&q->lock);
-	wake_one(wake);
+	bool mt = coil__mt();
+	coil__lock_x(&q->lock, mt);
+	int rc = put_now(q, item, &wake, mt);
+	coil__unlock_x(&q->lock, mt);
+	wake_one(wake, mt);
 	return rc;
+}
+
+static inline __attribute__((always_inline)) int put_x(coil_queue_t *q, void *item,
+						       coil_task_t *t, bool mt)
+{
+	struct qwaiter *wake = NULL;
+	coil__lock_x(&q->lock, mt);
+	int rc = put_now(q, item, &wake, mt);
+	if (rc != -EAGAIN) {
+		coil__unlock_x(&q->lock, mt);
+		wake_one(wake, mt);
+		return rc;
+	}
+	struct qwaiter pw;
+	pw.item = item;
+	return wait_on(&q->putters, &pw, t, q, mt);
 }
 
 int coil_queue_put(coil_queue_t *q, void *item)
@@ -408,17 +427,7 @@ int coil_queue_put(coil_queue_t *q, void *item)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	struct qwaiter *wake = NULL;
-	coil__lock(&q->lock);
-	rc = put_now(q, item, &wake);
-	if (rc != -EAGAIN) {
-		coil__unlock(&q->lock);
-		wake_one(wake);
-		return rc;
-	}
-	struct qwaiter pw;
-	pw.item = item;
-	return wait_on(&q->putters, &pw, t, q);
+	return coil__mt() ? put_x(q, item, t, true) : put_x(q, item, t, false);
 }
 
 int coil_queue_get_nowait(coil_queue_t *q, void **item)
@@ -426,10 +435,31 @@ int coil_queue_get_nowait(coil_queue_t *q, void **item)
 	if (!q || !item)
 		return -EINVAL;
 	struct qwaiter *wake = NULL;
-	coil__lock(&q->lock);
-	int rc = get_now(q, item, &wake);
-	coil__unlock(&q->lock);
-	wake_one(wake);
+	bool mt = coil__mt();
+	coil__lock_x(&q->lock, mt);
+	int rc = get_now(q, item, &wake, mt);
+	coil__unlock_x(&q->lock, mt);
+	wake_one(wake, mt);
+	return rc;
+}
+
+static inline __attribute__((always_inline)) int get_x(coil_queue_t *q, void **item,
+						       coil_task_t *t, bool mt)
+{
+	struct qwaiter *wake = NULL;
+	coil__lock_x(&q->lock, mt);
+	int rc = get_now(q, item, &wake, mt);
+	if (rc != -EAGAIN) {
+		coil__unlock_x(&q->lock, mt);
+		wake_one(wake, mt);
+		return rc;
+	}
+	struct qwaiter gw;
+	gw.item = NULL;
+	rc = wait_on(&q->getters, &gw, t, q, mt);
+	/* The putter wrote gw.item before its wake, which orders it. */
+	if (rc == 0)
+		*item = gw.item;
 	return rc;
 }
 
@@ -441,21 +471,7 @@ int coil_queue_get(coil_queue_t *q, void **item)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	struct qwaiter *wake = NULL;
-	coil__lock(&q->lock);
-	rc = get_now(q, item, &wake);
-	if (rc != -EAGAIN) {
-		coil__unlock(&q->lock);
-		wake_one(wake);
-		return rc;
-	}
-	struct qwaiter gw;
-	gw.item = NULL;
-	rc = wait_on(&q->getters, &gw, t, q);
-	/* The putter wrote gw.item before its wake, which orders it. */
-	if (rc == 0)
-		*item = gw.item;
-	return rc;
+	return coil__mt() ? get_x(q, item, t, true) : get_x(q, item, t, false);
 }
 
 /* ---- join ---- */
@@ -486,13 +502,14 @@ int coil_queue_join(coil_queue_t *q)
 	int rc = coil__suspend_check(&t);
 	if (rc)
 		return rc;
-	coil__lock(&q->lock);
+	bool mt = coil__mt();
+	coil__lock_x(&q->lock, mt);
 	if (!q->unfinished) {
-		coil__unlock(&q->lock);
+		coil__unlock_x(&q->lock, mt);
 		return 0;
 	}
 	struct qwaiter jw;
-	return wait_on(&q->joiners, &jw, t, q);
+	return wait_on(&q->joiners, &jw, t, q, mt);
 }
 
 int coil_queue_shutdown(coil_queue_t *q, bool immediate)
