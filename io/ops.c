@@ -88,26 +88,34 @@ enum {
 };
 
 typedef struct io_req {
-	coil__ring_op_t op;      /* the operation's completion */
-	coil__ring_op_t tmo;     /* its linked timeout's */
-	coil__ring_op_t cancel;  /* the async cancel's, when one was sent */
+	/* What every request touches comes first, together: the request
+	 * lives on the calling task's stack, and with many tasks waiting at
+	 * once each line it spans is a cache miss when the task resumes. */
 	coil__waiter_t w;
-	coil__ring_t *ring;
-	struct __kernel_timespec ts;
+	/* Right after the waiter, whose task, result and claim the last
+	 * completion's handler touches with these: two lines. */
+	coil__ring_op_t op;      /* the operation's completion */
 	int res;                 /* the operation's result */
-	int tmo_res;             /* the linked timeout's */
 	unsigned gen;            /* the ring's generation at submission */
 	uint8_t pending;         /* completions still owed */
 	bool op_done;            /* the operation's own completion is in */
 	/* Arguments, as the kind's prep function reads them. */
-	int fd, fd2;
-	int flags;               /* MSG_*, open flags, accept4 flags, ... */
-	unsigned uflags;         /* poll events, splice flags, statx mask, ... */
-	void *ptr;               /* buffer, msghdr, iovec array, path */
-	void *ptr2;              /* address, address length, statx buffer */
+	int fd;
 	uint32_t len;            /* bytes, iovec count, address length */
-	uint64_t off, off2;
+	int flags;               /* MSG_*, open flags, accept4 flags, ... */
+	void *ptr;               /* buffer, msghdr, iovec array, path */
+	uint64_t off;
+	coil__ring_t *ring;
+	/* Only some kinds, or only with a timeout or a cancellation. */
+	int fd2;
+	unsigned uflags;         /* poll events, splice flags, statx mask, ... */
+	void *ptr2;              /* address, address length, statx buffer */
+	uint64_t off2;
 	socklen_t addrlen_in;    /* accept: the caller's address room */
+	int tmo_res;             /* the linked timeout's result */
+	coil__ring_op_t tmo;     /* its linked timeout's */
+	coil__ring_op_t cancel;  /* the async cancel's, when one was sent */
+	struct __kernel_timespec ts;
 } io_req_t;
 
 /* io_def_t.flags */
@@ -332,7 +340,7 @@ _Static_assert(sizeof(io_defs) / sizeof(io_defs[0]) == IO__COUNT,
  * until the request ends. A canceller that claimed the waiter first has
  * woken it already: then the task finds pending at 0 when it runs, or
  * waits for it (io_drain). */
-static void req_step(io_req_t *q)
+static inline __attribute__((always_inline)) void req_step(io_req_t *q)
 {
 	if (--q->pending == 0)
 		coil__waiter_try_wake_pinned(&q->w, REQ_DONE);
@@ -437,7 +445,6 @@ io_queue(io_req_t *q, const io_def_t *d, coil_task_t *t, coil__ring_t *r,
 	q->ring = r;
 	q->gen = r->gen;
 	q->res = 0;
-	q->tmo_res = 0;
 	q->op_done = false;
 	q->op.complete = op_complete;
 	struct io_uring_sqe *sqe = coil__ring_sqe(r);
@@ -445,6 +452,7 @@ io_queue(io_req_t *q, const io_def_t *d, coil_task_t *t, coil__ring_t *r,
 	io_uring_sqe_set_data(sqe, &q->op);
 	q->pending = 1;
 	if (linked) {
+		q->tmo_res = 0; /* read only when linked */
 		sqe->flags |= IOSQE_IO_LINK;
 		q->ts.tv_sec = timeout_ns / COIL_NSEC_PER_SEC;
 		q->ts.tv_nsec = timeout_ns % COIL_NSEC_PER_SEC;
