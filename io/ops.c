@@ -17,7 +17,8 @@
  *      each SQE carries a coil__ring_op_t of the request, so each of its
  *      completions is counted (`pending`);
  *   2. suspend the task on the request's waiter; the handler of the last
- *      completion owed wakes it (coil__waiter_try_wake);
+ *      completion owed wakes it (coil__waiter_try_wake_pinned: the task
+ *      is pinned to the worker that reaps it);
  *   3. if something else woke it first (a cancellation, from any thread:
  *      the canceller claims the waiter, and its hook, which runs on the
  *      canceller's thread, touches nothing), the task itself, back on its
@@ -46,6 +47,10 @@
  * request that finds the generation changed since its submission was not
  * cancelled by its caller, and is submitted again (IO_F_NORETRY: connect,
  * which returns -EINTR instead).
+ *
+ * The common case, a call without a timeout that its completion ends, is
+ * io_await, inlined into each call so that the kind's functions are
+ * called directly; everything else goes through io_await_slow.
  *
  * Results: the kernel's result, with these exceptions. An operation ended
  * by its linked timeout (the operation's CQE -ECANCELED, the timeout's
