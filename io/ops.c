@@ -17,7 +17,8 @@
  *      each SQE carries a coil__ring_op_t of the request, so each of its
  *      completions is counted (`pending`);
  *   2. suspend the task on the request's waiter; the handler of the last
- *      completion owed wakes it (coil__waiter_try_wake);
+ *      completion owed wakes it (coil__waiter_try_wake_pinned: the task
+ *      is pinned to the worker that reaps it);
  *   3. if something else woke it first (a cancellation, from any thread:
  *      the canceller claims the waiter, and its hook, which runs on the
  *      canceller's thread, touches nothing), the task itself, back on its
@@ -46,6 +47,10 @@
  * request that finds the generation changed since its submission was not
  * cancelled by its caller, and is submitted again (IO_F_NORETRY: connect,
  * which returns -EINTR instead).
+ *
+ * The common case, a call without a timeout that its completion ends, is
+ * io_await, inlined into each call so that the kind's functions are
+ * called directly; everything else goes through io_await_slow.
  *
  * Results: the kernel's result, with these exceptions. An operation ended
  * by its linked timeout (the operation's CQE -ECANCELED, the timeout's
@@ -88,26 +93,34 @@ enum {
 };
 
 typedef struct io_req {
-	coil__ring_op_t op;      /* the operation's completion */
-	coil__ring_op_t tmo;     /* its linked timeout's */
-	coil__ring_op_t cancel;  /* the async cancel's, when one was sent */
+	/* What every request touches comes first, together: the request
+	 * lives on the calling task's stack, and with many tasks waiting at
+	 * once each line it spans is a cache miss when the task resumes. */
 	coil__waiter_t w;
-	coil__ring_t *ring;
-	struct __kernel_timespec ts;
+	/* Right after the waiter, whose task, result and claim the last
+	 * completion's handler touches with these: two lines. */
+	coil__ring_op_t op;      /* the operation's completion */
 	int res;                 /* the operation's result */
-	int tmo_res;             /* the linked timeout's */
 	unsigned gen;            /* the ring's generation at submission */
 	uint8_t pending;         /* completions still owed */
 	bool op_done;            /* the operation's own completion is in */
 	/* Arguments, as the kind's prep function reads them. */
-	int fd, fd2;
-	int flags;               /* MSG_*, open flags, accept4 flags, ... */
-	unsigned uflags;         /* poll events, splice flags, statx mask, ... */
-	void *ptr;               /* buffer, msghdr, iovec array, path */
-	void *ptr2;              /* address, address length, statx buffer */
+	int fd;
 	uint32_t len;            /* bytes, iovec count, address length */
-	uint64_t off, off2;
+	int flags;               /* MSG_*, open flags, accept4 flags, ... */
+	void *ptr;               /* buffer, msghdr, iovec array, path */
+	uint64_t off;
+	coil__ring_t *ring;
+	/* Only some kinds, or only with a timeout or a cancellation. */
+	int fd2;
+	unsigned uflags;         /* poll events, splice flags, statx mask, ... */
+	void *ptr2;              /* address, address length, statx buffer */
+	uint64_t off2;
 	socklen_t addrlen_in;    /* accept: the caller's address room */
+	int tmo_res;             /* the linked timeout's result */
+	coil__ring_op_t tmo;     /* its linked timeout's */
+	coil__ring_op_t cancel;  /* the async cancel's, when one was sent */
+	struct __kernel_timespec ts;
 } io_req_t;
 
 /* io_def_t.flags */
@@ -137,6 +150,17 @@ typedef struct io_def {
 	 * trace's I/O waits. */
 	const char *name;
 } io_def_t;
+
+#ifdef COIL_HAVE_MEMCHECK
+_Atomic unsigned char coil__io_memcheck;
+
+bool coil__io_memcheck_find(void)
+{
+	bool on = RUNNING_ON_VALGRIND;
+	atomic_store_explicit(&coil__io_memcheck, on ? 2 : 1, memory_order_relaxed);
+	return on;
+}
+#endif
 
 /* --- prep and done functions ----------------------------------------------- */
 
@@ -317,13 +341,14 @@ _Static_assert(sizeof(io_defs) / sizeof(io_defs[0]) == IO__COUNT,
 #define REQ_DONE 1
 
 /* The handlers run on the request's worker, in its ring's reap; the one
- * that takes `pending` to 0 wakes the task. A canceller that claimed the
- * waiter first has woken it already: then the task finds pending at 0 when
- * it runs, or waits for it (io_drain). */
-static void req_step(io_req_t *q)
+ * that takes `pending` to 0 wakes the task, which is pinned to this worker
+ * until the request ends. A canceller that claimed the waiter first has
+ * woken it already: then the task finds pending at 0 when it runs, or
+ * waits for it (io_drain). */
+static inline __attribute__((always_inline)) void req_step(io_req_t *q)
 {
 	if (--q->pending == 0)
-		coil__waiter_try_wake(&q->w, REQ_DONE);
+		coil__waiter_try_wake_pinned(&q->w, REQ_DONE);
 }
 
 static void op_complete(coil__ring_op_t *op, int res, unsigned flags)
@@ -413,6 +438,71 @@ typedef struct io_end {
 } io_end_t;
 
 /*
+ * Fills request q's SQE (and its linked timeout's when `linked`) on ring r,
+ * which has room for them (coil__ring_reserve), counts the completions
+ * owed and pins the task t to this worker until the request ends. The
+ * waiter is initialised already.
+ */
+static inline __attribute__((always_inline)) void
+io_queue(io_req_t *q, const io_def_t *d, coil_task_t *t, coil__ring_t *r,
+	 bool linked, int64_t timeout_ns)
+{
+	q->ring = r;
+	q->gen = r->gen;
+	q->res = 0;
+	q->op_done = false;
+	q->op.complete = op_complete;
+	struct io_uring_sqe *sqe = coil__ring_sqe(r);
+	d->prep(sqe, q);
+	io_uring_sqe_set_data(sqe, &q->op);
+	q->pending = 1;
+	if (linked) {
+		q->tmo_res = 0; /* read only when linked */
+		sqe->flags |= IOSQE_IO_LINK;
+		q->ts.tv_sec = timeout_ns / COIL_NSEC_PER_SEC;
+		q->ts.tv_nsec = timeout_ns % COIL_NSEC_PER_SEC;
+		q->tmo.complete = tmo_complete;
+		sqe = coil__ring_sqe(r);
+		io_uring_prep_link_timeout(sqe, &q->ts, 0);
+		io_uring_sqe_set_data(sqe, &q->tmo);
+		q->pending = 2;
+	}
+	coil__ring_expect(r, q->pending);
+	/* The same as coil__task_pin_cur, without the call: t is the running
+	 * task, so its body is there. */
+	t->body->pins++;
+}
+
+/*
+ * After the wait of one submission, whatever woke the task (`why`, from
+ * coil__task_suspend): disarms the timer of an IO_F_TIMER wait, waits for
+ * the completions still owed (io_drain), ends the trace and unpins. Fills
+ * e.
+ */
+static void io_wait_end(io_req_t *q, const io_def_t *d, coil_task_t *t,
+			coil_loop_t *loop, int why, int64_t timeout_ns,
+			int64_t traced, io_end_t *e)
+{
+	bool timed = timeout_ns != COIL_FOREVER;
+	bool linked = timed && !(d->flags & IO_F_TIMER);
+	e->expired = false;
+	if (timed && !linked) {
+		coil__waiter_timer_done(&q->w);
+		e->expired = why == 0;
+	}
+	if (why == REQ_DONE || e->expired)
+		why = 0;
+	e->again = false;
+	if (q->pending)
+		why = io_drain(q, d, t, why, &e->again);
+	/* The task is pinned: it ends the wait on the loop it began it on. */
+	COIL__TRACE_IO_END(loop, traced, t->id, d->name, q->fd, q->res);
+	t->body->pins--;
+	e->why = why;
+	e->expired |= linked && q->tmo_res == -ETIME;
+}
+
+/*
  * Submits request q once and waits until the kernel is done with it (see
  * the file comment). Returns 0, or an error from before the submission.
  */
@@ -435,75 +525,68 @@ static int io_once(io_req_t *q, const io_def_t *d, coil_task_t *t,
 		if (rc)
 			return rc;
 	}
-	q->ring = r;
-	q->gen = r->gen;
-	q->res = 0;
-	q->tmo_res = 0;
-	q->op_done = false;
-	q->op.complete = op_complete;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-	d->prep(sqe, q);
-	io_uring_sqe_set_data(sqe, &q->op);
-	q->pending = 1;
-	if (linked) {
-		sqe->flags |= IOSQE_IO_LINK;
-		q->ts.tv_sec = timeout_ns / COIL_NSEC_PER_SEC;
-		q->ts.tv_nsec = timeout_ns % COIL_NSEC_PER_SEC;
-		q->tmo.complete = tmo_complete;
-		sqe = io_uring_get_sqe(&r->ring);
-		io_uring_prep_link_timeout(sqe, &q->ts, 0);
-		io_uring_sqe_set_data(sqe, &q->tmo);
-		q->pending = 2;
-	}
-	coil__ring_expect(r, q->pending);
-	coil__task_pin_cur();
+	io_queue(q, d, t, r, linked, timeout_ns);
 	int64_t traced = COIL__TRACE_IO_BEGIN();
 	int why = coil__task_suspend(&q->w);
-	e->expired = false;
-	if (timed && !linked) {
-		coil__waiter_timer_done(&q->w);
-		e->expired = why == 0;
-	}
-	if (why == REQ_DONE || e->expired)
-		why = 0;
-	e->again = false;
-	if (q->pending)
-		why = io_drain(q, d, t, why, &e->again);
-	/* The task is pinned: it ends the wait on the loop it began it on. */
-	COIL__TRACE_IO_END(loop, traced, t->id, d->name, q->fd, q->res);
-	coil__task_unpin_cur();
-	e->why = why;
-	e->expired |= linked && q->tmo_res == -ETIME;
+	io_wait_end(q, d, t, loop, why, timeout_ns, traced, e);
 	return 0;
 }
 
-/*
- * Runs request q of kind `kind` to its end and gives the call's result.
- * The arguments are in q; the caller's input is validated.
- */
-static int io_await(io_req_t *q, unsigned kind, int64_t timeout_ns)
+/* How an operation ends when it is cancelled: -ECANCELED, or for one that
+ * a worker thread of the kernel was running, -EINTR or one of the kernel's
+ * internal restart codes, which never reach the caller. */
+static inline bool io_res_cancelled(int res)
+{
+	return res == -ECANCELED || res == -EINTR || (res <= -512 && res >= -516);
+}
+
+/* What a request that ran to its end with result `res` returns. */
+static inline __attribute__((always_inline)) int
+io_result(io_req_t *q, unsigned kind, int res)
 {
 	const io_def_t *d = &io_defs[kind];
-	if (!coil__io_timeout_ok(timeout_ns))
-		return -EINVAL;
+	if (res <= -512 && res >= -516)
+		res = -EINTR;
+	if (res >= 0 && d->done)
+		d->done(q, res);
+	if (res >= 0 && (kind == IO_ACCEPT || kind == IO_OPENAT))
+		COIL__DEBUG_FD_OPENED(res, kind == IO_ACCEPT ? "a socket from coil_accept"
+							      : "a file from coil_open");
+	return res;
+}
+
+/*
+ * Runs request q of kind `kind` to its end and gives the call's result:
+ * the general case. The arguments are in q; the caller's input is
+ * validated. When `first` is not NULL, io_await has submitted the request
+ * once already and `first` is how that ended: the result is judged from
+ * there.
+ */
+static __attribute__((noinline)) int io_await_slow(io_req_t *q, unsigned kind,
+						   int64_t timeout_ns,
+						   const io_end_t *first)
+{
+	const io_def_t *d = &io_defs[kind];
 	coil_task_t *t;
-	int rc = coil__suspend_check(&t);
-	if (rc)
-		return rc;
-	if (__builtin_expect(!coil__ring_has_op(coil__running_loop->ring, d->opcode), 0))
-		return -EOPNOTSUPP;
 	io_end_t e;
-	int res;
-	for (;;) {
-		if ((rc = io_once(q, d, t, timeout_ns, &e)))
+	int rc, res;
+	if (first) {
+		t = coil__cur->task;
+		e = *first;
+	} else {
+		if (!coil__io_timeout_ok(timeout_ns))
+			return -EINVAL;
+		if ((rc = coil__suspend_check(&t)))
 			return rc;
+		if (__builtin_expect(!coil__ring_has_op(coil__running_loop->ring, d->opcode), 0))
+			return -EOPNOTSUPP;
+	}
+	for (;;) {
+		if (!first && (rc = io_once(q, d, t, timeout_ns, &e)))
+			return rc;
+		first = NULL;
 		res = q->res;
-		/* How an operation ends when it is cancelled: -ECANCELED, or
-		 * for one that a worker thread of the kernel was running,
-		 * -EINTR or one of the kernel's internal restart codes, which
-		 * never reach the caller. */
-		bool restart = res == -EINTR || (res <= -512 && res >= -516);
-		if (res != -ECANCELED && !restart)
+		if (!io_res_cancelled(res))
 			break;
 		if (e.why || e.expired) {
 			/* A cancellation that came while draining is a
@@ -523,18 +606,57 @@ static int io_await(io_req_t *q, unsigned kind, int64_t timeout_ns)
 		if ((rc = coil__suspend_check(&t)))
 			return rc;
 	}
-	if (res <= -512 && res >= -516)
-		res = -EINTR;
-	if (res >= 0 && d->done)
-		d->done(q, res);
-	if (res >= 0 && (kind == IO_ACCEPT || kind == IO_OPENAT))
-		COIL__DEBUG_FD_OPENED(res, kind == IO_ACCEPT ? "a socket from coil_accept"
-							      : "a file from coil_open");
+	res = io_result(q, kind, res);
 	/* Completed before the cancellation took effect: the result is the
 	 * caller's, the cancellation comes at the next await. */
 	if (e.why == -ECANCELED || e.again)
 		coil__io_cancel_later(t);
 	return res;
+}
+
+/*
+ * Runs request q of kind `kind` (a constant where it is inlined, so that
+ * the kind's functions are called directly) to its end and gives the
+ * call's result. The common case, a call without a timeout that the
+ * kernel completes and nothing interrupts, is handled here: one SQE, one
+ * suspension, the result. Everything else (a timeout, a cancellation, a
+ * full SQ, a quiesced ring) goes to io_await_slow, which does the same in
+ * general.
+ */
+static inline __attribute__((always_inline)) int
+io_await(io_req_t *q, unsigned kind, int64_t timeout_ns)
+{
+	const io_def_t *d = &io_defs[kind];
+	if (timeout_ns != COIL_FOREVER)
+		return io_await_slow(q, kind, timeout_ns, NULL);
+	coil_task_t *t;
+	int rc = coil__suspend_check(&t);
+	if (rc)
+		return rc;
+	coil_loop_t *loop = coil__running_loop;
+	coil__ring_t *r = loop->ring;
+	if (__builtin_expect(!coil__ring_has_op(r, d->opcode), 0))
+		return -EOPNOTSUPP;
+	if ((rc = coil__ring_reserve(r, 1)))
+		return rc;
+	coil__waiter_init(&q->w, t, req_cancel_hook, q);
+	q->w.what = d->name;
+	io_queue(q, d, t, r, false, timeout_ns);
+	int64_t traced = COIL__TRACE_IO_BEGIN();
+	int why = coil__task_suspend(&q->w);
+	io_end_t e = { 0, false, false };
+	if (__builtin_expect(why != REQ_DONE, 0)) {
+		/* Cancelled or closed while in flight. */
+		io_wait_end(q, d, t, loop, why, timeout_ns, traced, &e);
+		return io_await_slow(q, kind, timeout_ns, &e);
+	}
+	/* Woken by the last completion: nothing is owed. */
+	COIL__TRACE_IO_END(loop, traced, t->id, d->name, q->fd, q->res);
+	t->body->pins--;
+	int res = q->res;
+	if (__builtin_expect(res < 0 && io_res_cancelled(res), 0))
+		return io_await_slow(q, kind, timeout_ns, &e);
+	return io_result(q, kind, res);
 }
 
 /* --- argument checks ---------------------------------------------------------- */
@@ -600,8 +722,9 @@ static int check_msg(const struct msghdr *msg)
  */
 
 /* recv and send. */
-static int sock_buf(unsigned kind, int fd, const void *buf, size_t len,
-		    int flags, int64_t timeout_ns)
+static inline __attribute__((always_inline)) int
+sock_buf(unsigned kind, int fd, const void *buf, size_t len, int flags,
+	 int64_t timeout_ns)
 {
 	io_req_t q;
 	CHECK(check_fd(fd));
@@ -613,8 +736,9 @@ static int sock_buf(unsigned kind, int fd, const void *buf, size_t len,
 }
 
 /* recvmsg and sendmsg. */
-static int sock_msg(unsigned kind, int fd, const struct msghdr *msg, int flags,
-		    int64_t timeout_ns)
+static inline __attribute__((always_inline)) int
+sock_msg(unsigned kind, int fd, const struct msghdr *msg, int flags,
+	 int64_t timeout_ns)
 {
 	io_req_t q;
 	CHECK(check_fd(fd));
@@ -626,8 +750,9 @@ static int sock_msg(unsigned kind, int fd, const struct msghdr *msg, int flags,
 }
 
 /* read and write. */
-static int file_buf(unsigned kind, int fd, const void *buf, size_t len,
-		    int64_t offset, int64_t timeout_ns)
+static inline __attribute__((always_inline)) int
+file_buf(unsigned kind, int fd, const void *buf, size_t len, int64_t offset,
+	 int64_t timeout_ns)
 {
 	io_req_t q;
 	CHECK(check_fd(fd));
@@ -639,8 +764,9 @@ static int file_buf(unsigned kind, int fd, const void *buf, size_t len,
 }
 
 /* readv and writev. */
-static int file_iov(unsigned kind, int fd, const struct iovec *iov, int iovcnt,
-		    int64_t offset, int64_t timeout_ns)
+static inline __attribute__((always_inline)) int
+file_iov(unsigned kind, int fd, const struct iovec *iov, int iovcnt,
+	 int64_t offset, int64_t timeout_ns)
 {
 	io_req_t q;
 	CHECK(check_fd(fd));

@@ -441,19 +441,16 @@ typedef struct reaped {
  */
 static int reap(coil__ring_t *r)
 {
+	struct io_uring_cq *cq = &r->ring.cq;
+	const unsigned mask = cq->ring_mask;
+	const unsigned shift = io_uring_cqe_shift(&r->ring);
 	int total = 0;
 	unsigned flushes = 0;
 	for (;;) {
 		reaped_t b[REAP_BATCH];
-		struct io_uring_cqe *cqe;
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&r->ring, head, cqe) {
-			b[n].user_data = cqe->user_data;
-			b[n].res = cqe->res;
-			b[n].flags = cqe->flags;
-			if (++n == REAP_BATCH)
-				break;
-		}
+		unsigned head = *cq->khead;
+		/* The acquire orders the reads of the CQEs after the tail's. */
+		unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
 		if (n == 0) {
 			/* Drained: bring in what overflowed, if anything did. The
 			 * bound keeps a kernel that keeps the flag up for another
@@ -465,15 +462,27 @@ static int reap(coil__ring_t *r)
 			}
 			break;
 		}
+		if (n > REAP_BATCH)
+			n = REAP_BATCH;
+		/* Completions owed: not the wake-up read's, not those of a
+		 * multishot operation that will post more, not those without
+		 * an operation. */
+		unsigned owed = 0;
+		for (unsigned i = 0; i < n; i++) {
+			const struct io_uring_cqe *cqe = &cq->cqes[((head + i) & mask) << shift];
+			b[i].user_data = cqe->user_data;
+			b[i].res = cqe->res;
+			b[i].flags = cqe->flags;
+			owed += !(cqe->flags & IORING_CQE_F_MORE) && cqe->user_data &&
+				cqe->user_data != (uint64_t)(uintptr_t)&r->efd_op;
+		}
 		io_uring_cq_advance(&r->ring, n);
 		COIL__METRICS_RING_REAPED(r, (int)n);
+		r->inflight = owed < r->inflight ? r->inflight - owed : 0;
 		for (unsigned i = 0; i < n; i++) {
 			coil__ring_op_t *op = (coil__ring_op_t *)(uintptr_t)b[i].user_data;
-			if (!op)
-				continue;
-			if (op != &r->efd_op && !(b[i].flags & IORING_CQE_F_MORE) && r->inflight)
-				r->inflight--;
-			op->complete(op, b[i].res, b[i].flags);
+			if (op)
+				op->complete(op, b[i].res, b[i].flags);
 		}
 		total += (int)n;
 	}

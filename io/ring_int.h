@@ -10,8 +10,9 @@
  *   1. coil__ring_reserve(r, n) makes room for the n SQEs it is about to
  *      fill (its operation and a linked timeout must go to the kernel in
  *      the same submission), flushing the SQ to the kernel when it is full;
- *   2. io_uring_get_sqe() n times (it cannot fail after 1), filling each
- *      with a user_data that points to a coil__ring_op_t;
+ *   2. coil__ring_sqe() (or io_uring_get_sqe(), which cannot fail after
+ *      1) n times, filling each with a user_data that points to a
+ *      coil__ring_op_t;
  *   3. coil__ring_expect(r, n): n completions are now owed, so the loop
  *      keeps entering the kernel for them. The SQEs themselves go to the
  *      kernel at the loop's next coil__ring_wait, one io_uring_enter for
@@ -88,9 +89,25 @@ int coil__ring_reserve_slow(coil__ring_t *r, unsigned n);
  */
 static inline int coil__ring_reserve(coil__ring_t *r, unsigned n)
 {
-	if (__builtin_expect(io_uring_sq_space_left(&r->ring) >= n, 1))
+	const struct io_uring_sq *sq = &r->ring.sq;
+	/* io_uring_sq_space_left without its SQPOLL case: these rings have
+	 * no poller thread, so the kernel moves the head only inside this
+	 * thread's own io_uring_enter. */
+	unsigned used = sq->sqe_tail - IO_URING_READ_ONCE(*sq->khead);
+	if (__builtin_expect(sq->ring_entries - used >= n, 1))
 		return 0;
 	return coil__ring_reserve_slow(r, n);
+}
+
+/*
+ * Takes one of the SQEs coil__ring_reserve made room for: io_uring_get_sqe
+ * without its checks, which the reservation did (the rings are never set
+ * up with SQE128, so an SQE is one slot of the array).
+ */
+static inline struct io_uring_sqe *coil__ring_sqe(coil__ring_t *r)
+{
+	struct io_uring_sq *sq = &r->ring.sq;
+	return &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
 }
 
 /* Records that n more completions are owed (see the protocol above). */

@@ -904,6 +904,38 @@ static inline bool coil__waiter_try_wake(coil__waiter_t *w, int result)
 	coil__waiter_wake(w, result);
 	return true;
 }
+/*
+ * As coil__waiter_try_wake, for a waker on the thread of the loop that w's
+ * task is pinned to (an I/O completion reaped by the task's own worker).
+ * Once the claim is won nothing else may change the task's run state:
+ * other threads change it only after winning a claim of their own, and a
+ * pinned task that waits sits in no queue another worker could take it
+ * from. So the state moves with plain stores and the task goes straight to
+ * the loop's ready FIFO, as on a standalone loop, without the atomic
+ * read-modify-write coil__waiter_wake_mt needs. Falls back to
+ * coil__waiter_wake when the task is not pinned to the running loop.
+ */
+static inline bool coil__waiter_try_wake_pinned(coil__waiter_t *w, int result)
+{
+	if (!coil__waiter_claim(w))
+		return false;
+	coil__task_body_t *b = w->task->body;
+	coil_loop_t *loop = coil__running_loop;
+	if (__builtin_expect(!b->pins || b->worker != loop, 0)) {
+		coil__waiter_wake(w, result);
+		return true;
+	}
+	w->result = result;
+	uint8_t s = atomic_load_explicit(&b->rstate, memory_order_relaxed);
+	if (s == COIL__TS_WAITING) {
+		atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+		coil__loop_push_ready(loop, &b->run);
+	} else if (s == COIL__TS_RUNNING) {
+		/* Switching out on this thread: the loop queues it then. */
+		atomic_store_explicit(&b->rstate, COIL__TS_NOTIFIED, memory_order_relaxed);
+	}
+	return true;
+}
 /* Arms w's timer for loop time `when` on the running loop and pins the
  * task there until coil__waiter_timer_done. Returns 0 or -ENOMEM. */
 int coil__waiter_timer_arm(coil__waiter_t *w, int64_t when);
