@@ -270,16 +270,21 @@ static coil__runnable_t *take_injected(coil_loop_t *loop)
 	return coil__container_of(n, coil__runnable_t, node);
 }
 
-static void stop_searching(coil_loop_t *loop, bool found)
+static void stop_searching_slow(coil_loop_t *loop, bool found)
 {
-	if (!loop->searching)
-		return;
 	loop->searching = false;
 	/* The last searcher to find work wakes another worker, so that work
 	 * left behind is picked up (Tokio's transition_from_searching). */
 	if (atomic_fetch_sub_explicit(&loop->rt->nsearching, 1, memory_order_seq_cst) == 1 &&
 	    found && atomic_load_explicit(&loop->rt->nidle, memory_order_relaxed))
 		notify_one(loop->rt);
+}
+
+/* Inline: every step of a worker passes here, and almost never searches. */
+static inline void stop_searching(coil_loop_t *loop, bool found)
+{
+	if (__builtin_expect(loop->searching, 0))
+		stop_searching_slow(loop, found);
 }
 
 static coil__task_body_t *steal(coil_loop_t *loop)
@@ -320,8 +325,12 @@ coil__runnable_t *coil__sched_next(coil_loop_t *loop)
 {
 	coil__task_body_t *b;
 	coil__runnable_t *r;
-	if (++loop->tick % COIL__TICK == 0 && (r = take_injected(loop)))
-		goto found;
+	/* tick counts the steps since the last such look (no division). */
+	if (__builtin_expect(++loop->tick >= COIL__TICK, 0)) {
+		loop->tick = 0;
+		if ((r = take_injected(loop)))
+			goto found;
+	}
 	if ((b = loop->lifo)) {
 		loop->lifo = NULL;
 		if (loop->lifo_run++ < LIFO_MAX) {
