@@ -28,6 +28,9 @@
  * someone is idle it pops one worker off the idle list and writes its
  * eventfd. Either the parker's last look sees the work or the pusher sees
  * the parker: no wake-up is lost, and an idle runtime makes no system call.
+ * Only a push onto an empty injection queue or deque does this; one onto a
+ * non-empty queue relies on the push that made it non-empty (see
+ * coil__runtime_inject and local_pushed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -136,8 +139,13 @@ bool coil__runtime_inject(coil_runtime_t *rt, coil__runnable_t *r)
  * thief from the top (the owner pops its newer items first), and a thief
  * is a worker that is awake and comes back to this deque when it runs out
  * of work: so whenever our item is in the deque some other worker is awake
- * or will be woken, and with two workers that is the only other one. A
- * runtime of one worker has nobody to wake.
+ * or will be woken, and with two workers that is the only other one. With
+ * more, a third worker that parked just after a thief took X and before our
+ * push became visible may sleep while the owner and the thief are busy,
+ * until the next push that finds a deque or the injection queue empty or a
+ * searcher's wake-up: that costs parallelism for a while, never the item,
+ * which its owner runs before it can park. A runtime of one worker has
+ * nobody to wake.
  */
 static inline void local_pushed(coil_runtime_t *rt, bool was_empty)
 {
