@@ -38,15 +38,55 @@ static uint64_t task_id_take(void)
 	return task_id_next++;
 }
 
+/* Mallocs a worker makes before it looks at the runtime's pool again after
+ * finding it empty (a look costs a lock on a line other workers write). */
+#define BODY_REFILL_BACKOFF 64
+static __thread unsigned body_refill_skip;
+
+/*
+ * A worker whose own list of bodies is empty takes the whole of the
+ * runtime's pool (see coil__runtime_pool_give) in one step. Where one
+ * worker spawns and others run its tasks (W1), bodies pile up on the
+ * runners, which hand the overflow to the pool: the spawner then reuses
+ * them instead of asking the allocator for a body on one thread and freeing
+ * it on another for every task. Returns the first body, or NULL.
+ */
+static coil__task_body_t *body_refill(coil_loop_t *loop)
+{
+	coil_runtime_t *rt = loop->rt;
+	if (!rt || !coil__cache_max || body_refill_skip) {
+		if (body_refill_skip)
+			body_refill_skip--;
+		return NULL;
+	}
+	coil__spin_lock(&rt->fpool_lock);
+	coil__task_body_t *b = rt->fbodies;
+	size_t n = rt->nfbodies;
+	rt->fbodies = NULL;
+	rt->nfbodies = 0;
+	coil__spin_unlock(&rt->fpool_lock);
+	if (!b) {
+		body_refill_skip = BODY_REFILL_BACKOFF;
+		return NULL;
+	}
+	loop->free_bodies = (coil__task_body_t *)b->run.node.next;
+	loop->nfree_bodies = n - 1;
+	return b;
+}
+
 static coil__task_body_t *body_get(void)
 {
 	coil_loop_t *loop = coil__running_loop;
-	coil__task_body_t *b = loop ? loop->free_bodies : NULL;
+	if (!loop)
+		return coil__malloc(sizeof(coil__task_body_t));
+	coil__task_body_t *b = loop->free_bodies;
 	if (b) {
 		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
 		loop->nfree_bodies--;
 		return b;
 	}
+	if ((b = body_refill(loop)))
+		return b;
 	return coil__malloc(sizeof(*b));
 }
 

@@ -63,17 +63,27 @@ static inline size_t coil__deque_capacity(const coil__deque_t *q)
 	return q->mask + 1;
 }
 
-/* Owner only: pushes x (not NULL) at the bottom. Returns false if full. */
-static inline bool coil__deque_push(coil__deque_t *q, void *x)
+/* Owner only: pushes x (not NULL) at the bottom. Returns false if full.
+ * Sets *was_empty to whether the deque looked empty just before (thieves
+ * may have taken its last items since: a hint, see push_local). */
+static inline bool coil__deque_push_ex(coil__deque_t *q, void *x, bool *was_empty)
 {
 	size_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
 	size_t t = atomic_load_explicit(&q->top, memory_order_acquire);
 	if (b - t > q->mask)
 		return false;
+	*was_empty = b == t;
 	atomic_store_explicit(&q->buf[b & q->mask], x, memory_order_relaxed);
 	/* Publishes the slot to thieves (their acquire load of bottom). */
 	atomic_store_explicit(&q->bottom, b + 1, memory_order_release);
 	return true;
+}
+
+/* Owner only: pushes x (not NULL) at the bottom. Returns false if full. */
+static inline bool coil__deque_push(coil__deque_t *q, void *x)
+{
+	bool was_empty;
+	return coil__deque_push_ex(q, x, &was_empty);
 }
 
 /* Owner only: pops from the bottom (LIFO). Returns NULL if empty. */
@@ -102,6 +112,22 @@ static inline void *coil__deque_pop(coil__deque_t *q)
 
 /* Any thread: steals from the top (FIFO). Returns the item, NULL if empty,
  * or COIL__DEQUE_ABORT if it lost a race. */
+/* Owner, when no thief can reach q (a runtime of one worker: nobody calls
+ * coil__deque_steal_half on it): the pop without the StoreLoad fence and
+ * the race for the last item, which only exist against thieves. The owner
+ * may still mix it with its own coil__deque_push and coil__deque_steal. */
+static inline void *coil__deque_pop_unshared(coil__deque_t *q)
+{
+	size_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+	size_t t = atomic_load_explicit(&q->top, memory_order_relaxed);
+	if (b == t)
+		return NULL;
+	b--;
+	void *x = atomic_load_explicit(&q->buf[b & q->mask], memory_order_relaxed);
+	atomic_store_explicit(&q->bottom, b, memory_order_relaxed);
+	return x;
+}
+
 static inline void *coil__deque_steal(coil__deque_t *q)
 {
 	size_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);

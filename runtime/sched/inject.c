@@ -16,8 +16,10 @@ void coil__inject_fini(coil__inject_t *in)
 	(void)in;
 }
 
-bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch)
+bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *was_empty)
 {
+	if (was_empty)
+		*was_empty = false;
 	if (!batch->len)
 		return true;
 	coil__spin_lock(&in->lock);
@@ -25,18 +27,30 @@ bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch)
 		coil__spin_unlock(&in->lock);
 		return false;
 	}
+	if (was_empty)
+		*was_empty = in->q.len == 0;
 	coil__fifo_splice(&in->q, batch);
 	atomic_store_explicit(&in->len, in->q.len, memory_order_release);
 	coil__spin_unlock(&in->lock);
 	return true;
 }
 
-bool coil__inject_push(coil__inject_t *in, coil__fnode_t *n)
+bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch)
+{
+	return coil__inject_push_batch_ex(in, batch, NULL);
+}
+
+bool coil__inject_push_ex(coil__inject_t *in, coil__fnode_t *n, bool *was_empty)
 {
 	coil__fifo_t one;
 	coil__fifo_init(&one);
 	coil__fifo_push(&one, n);
-	return coil__inject_push_batch(in, &one);
+	return coil__inject_push_batch_ex(in, &one, was_empty);
+}
+
+bool coil__inject_push(coil__inject_t *in, coil__fnode_t *n)
+{
+	return coil__inject_push_ex(in, n, NULL);
 }
 
 size_t coil__inject_pop_batch(coil__inject_t *in, coil__fifo_t *out, size_t max)

@@ -37,8 +37,17 @@ void coil__inject_fini(coil__inject_t *in);
  * batch as it was, if the queue is closed. */
 bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch);
 
+/* The same, and sets *was_empty (unless NULL) to whether the queue held
+ * nothing just before the batch went in, as seen under the lock: only such
+ * a push has to run the wake-up check of the parking protocol (see
+ * coil__runtime_inject). */
+bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *was_empty);
+
 /* Any thread: appends one node. Returns false if closed. */
 bool coil__inject_push(coil__inject_t *in, coil__fnode_t *n);
+
+/* The same, with coil__inject_push_batch_ex's *was_empty. */
+bool coil__inject_push_ex(coil__inject_t *in, coil__fnode_t *n, bool *was_empty);
 
 /* Any thread: moves up to max nodes, oldest first, to the tail of out.
  * Returns how many. */

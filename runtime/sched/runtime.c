@@ -28,6 +28,9 @@
  * someone is idle it pops one worker off the idle list and writes its
  * eventfd. Either the parker's last look sees the work or the pusher sees
  * the parker: no wake-up is lost, and an idle runtime makes no system call.
+ * Only a push onto an empty injection queue or deque does this; one onto a
+ * non-empty queue relies on the push that made it non-empty (see
+ * coil__runtime_inject and local_pushed).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,19 +100,65 @@ static void work_pushed(coil_runtime_t *rt)
 		notify_one(rt);
 }
 
+/*
+ * A push onto a non-empty injection queue skips the wake-up check (a
+ * seq_cst fence and two reads of lines the workers write). Why that loses
+ * no wake-up: let X be the push that found the queue empty, the last one
+ * before ours that did (pushes and pops are ordered by the queue's lock).
+ * X's fence and read of nidle pair with every parker's seq_cst increment of
+ * nidle and later read of the queue's length: a parker whose read came
+ * after X's push sees a non-empty queue and does not sleep; one whose read
+ * came before is seen by X, which wakes a worker (or leaves it to a
+ * searcher, which wakes the next when it finds work). From X's push until
+ * the queue is empty again, then, some worker is awake or about to be, and
+ * the queue keeps a length other than zero for the parkers to see; the
+ * queue is only emptied by a worker taking everything in it, ours among
+ * them (a worker that took part of it sees what is left before it can
+ * park: its own pop stored the length). So our item always has an awake
+ * worker that will take it; only the fence for the first item of a burst
+ * is paid, as for a loop's inbox (runtime/loop.c).
+ */
 bool coil__runtime_inject(coil_runtime_t *rt, coil__runnable_t *r)
 {
-	if (!coil__inject_push(&rt->inject, &r->node))
+	bool was_empty;
+	if (!coil__inject_push_ex(&rt->inject, &r->node, &was_empty))
 		return false;
-	work_pushed(rt);
+	if (was_empty)
+		work_pushed(rt);
 	return true;
+}
+
+/*
+ * After the owner pushed onto its own deque, which looked empty before
+ * (was_empty) or not. Only a push onto an empty deque runs the wake-up
+ * check (the fence): when the deque already held an item X, the push that
+ * put X there ran the check, and X's fence made X visible to every worker.
+ * A parker whose last look came before that fence was seen by it and woken
+ * (or left to a searcher, as always); one whose look comes later sees X, as
+ * long as X is there, and does not sleep. X leaves the deque only to a
+ * thief from the top (the owner pops its newer items first), and a thief
+ * is a worker that is awake and comes back to this deque when it runs out
+ * of work: so whenever our item is in the deque some other worker is awake
+ * or will be woken, and with two workers that is the only other one. With
+ * more, a third worker that parked just after a thief took X and before our
+ * push became visible may sleep while the owner and the thief are busy,
+ * until the next push that finds a deque or the injection queue empty or a
+ * searcher's wake-up: that costs parallelism for a while, never the item,
+ * which its owner runs before it can park. A runtime of one worker has
+ * nobody to wake.
+ */
+static inline void local_pushed(coil_runtime_t *rt, bool was_empty)
+{
+	if (was_empty && rt->n > 1)
+		work_pushed(rt);
 }
 
 /* Owner: pushes a task on the worker's deque; a full deque moves half of
  * itself (the oldest) to the injection queue first. */
 static void push_local(coil_loop_t *loop, coil__task_body_t *b)
 {
-	if (__builtin_expect(!coil__deque_push(&loop->deque, b), 0)) {
+	bool was_empty;
+	if (__builtin_expect(!coil__deque_push_ex(&loop->deque, b, &was_empty), 0)) {
 		coil__fifo_t batch;
 		coil__fifo_init(&batch);
 		size_t half = coil__deque_capacity(&loop->deque) / 2;
@@ -125,8 +174,11 @@ static void push_local(coil_loop_t *loop, coil__task_body_t *b)
 		}
 		coil__inject_push_batch(&loop->rt->inject, &batch);
 		coil__deque_push(&loop->deque, b);
+		/* Work on the shared queue: the full protocol. */
+		work_pushed(loop->rt);
+		return;
 	}
-	work_pushed(loop->rt);
+	local_pushed(loop->rt, was_empty);
 }
 
 /* A pinned task or a task of a one-worker loop: its home's FIFO. */
@@ -203,20 +255,31 @@ static coil__runnable_t *take_injected(coil_loop_t *loop)
 	COIL__M_ADD(loop, inject_pops, taken);
 	coil__fnode_t *n = coil__fifo_pop(&got);
 	coil__fnode_t *m;
+	bool first = true, was_empty = false;
 	while ((m = coil__fifo_pop(&got))) {
 		coil__runnable_t *r = coil__container_of(m, coil__runnable_t, node);
-		if (r->kind == COIL__RUN_TASK)
-			push_local(loop, coil__container_of(r, coil__task_body_t, run));
-		else
+		if (r->kind != COIL__RUN_TASK) {
 			coil__loop_push_ready(loop, r);
+			continue;
+		}
+		coil__task_body_t *b = coil__container_of(r, coil__task_body_t, run);
+		bool e;
+		if (__builtin_expect(!coil__deque_push_ex(&loop->deque, b, &e), 0)) {
+			push_local(loop, b); /* full: half goes back, with its check */
+			continue;
+		}
+		if (first)
+			was_empty = e;
+		first = false;
 	}
+	/* One wake-up check for the batch (its first push is the one that
+	 * may have found the deque empty), not one per task. */
+	local_pushed(rt, was_empty);
 	return coil__container_of(n, coil__runnable_t, node);
 }
 
-static void stop_searching(coil_loop_t *loop, bool found)
+static void stop_searching_slow(coil_loop_t *loop, bool found)
 {
-	if (!loop->searching)
-		return;
 	loop->searching = false;
 	/* The last searcher to find work wakes another worker, so that work
 	 * left behind is picked up (Tokio's transition_from_searching). */
@@ -225,9 +288,18 @@ static void stop_searching(coil_loop_t *loop, bool found)
 		notify_one(loop->rt);
 }
 
+/* Inline: every step of a worker passes here, and almost never searches. */
+static inline void stop_searching(coil_loop_t *loop, bool found)
+{
+	if (__builtin_expect(loop->searching, 0))
+		stop_searching_slow(loop, found);
+}
+
 static coil__task_body_t *steal(coil_loop_t *loop)
 {
 	coil_runtime_t *rt = loop->rt;
+	if (rt->n == 1)
+		return NULL; /* no victim */
 	if (!loop->searching) {
 		/* At most about half of the workers search at once. */
 		unsigned s = atomic_load_explicit(&rt->nsearching, memory_order_relaxed);
@@ -261,8 +333,12 @@ coil__runnable_t *coil__sched_next(coil_loop_t *loop)
 {
 	coil__task_body_t *b;
 	coil__runnable_t *r;
-	if (++loop->tick % COIL__TICK == 0 && (r = take_injected(loop)))
-		goto found;
+	/* tick counts the steps since the last such look (no division). */
+	if (__builtin_expect(++loop->tick >= COIL__TICK, 0)) {
+		loop->tick = 0;
+		if ((r = take_injected(loop)))
+			goto found;
+	}
 	if ((b = loop->lifo)) {
 		loop->lifo = NULL;
 		if (loop->lifo_run++ < LIFO_MAX) {
@@ -278,7 +354,10 @@ coil__runnable_t *coil__sched_next(coil_loop_t *loop)
 			goto found_task;
 	}
 	loop->lifo_run = 0;
-	if ((b = coil__deque_pop(&loop->deque)))
+	/* With one worker nobody steals: the pop needs no fence. */
+	b = loop->rt->n == 1 ? coil__deque_pop_unshared(&loop->deque)
+			     : coil__deque_pop(&loop->deque);
+	if (b)
 		goto found_task;
 	if ((r = take_injected(loop)))
 		goto found;
