@@ -568,14 +568,19 @@ void coil__task_switched_out(coil_loop_t *loop, coil__task_body_t *b);
  * runs to its end either way). On a standalone loop only this thread runs
  * its tasks, so the task switching out can be marked waiting (or queued,
  * if a wake-up came in meanwhile) before it is off its stack: nobody can
- * resume it until this thread is done with it. Inline in every suspension
+ * resume it until this thread is done with it. The same holds for the one
+ * worker of a one-worker runtime (another thread's wake-up only queues the
+ * task where this worker takes it from), which hands off within the batch
+ * of its ready FIFO (tasks woken by their I/O). Inline in every suspension
  * point: it is the whole of a wake-up's cost in a ping-pong.
  */
 static inline __attribute__((always_inline)) coil__task_body_t *
 coil__handoff_next(coil_loop_t *loop)
 {
 	if (!loop->batch) {
-		if (!loop->ready.len || loop->stopping ||
+		/* A runtime worker's round also looks at its deque, the
+		 * injection queue and the stop flag: it never starts here. */
+		if (!loop->ready.len || loop->stopping || loop->rt ||
 		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire) ||
 		    *loop->ring_inflight)
 			return NULL;

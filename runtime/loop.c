@@ -690,11 +690,19 @@ void coil__worker_loop(coil_loop_t *loop)
 		if (coil__ring_inflight(loop->ring))
 			loop_wait(loop, 0);
 		fire_timers(loop);
-		size_t n = loop->ready.len, ran = n;
-		while (n--) {
+		size_t ran = loop->ready.len;
+		/* A one-worker runtime's worker hands off between the tasks of
+		 * this batch as a standalone loop does (coil__handoff_next):
+		 * no other worker can take its tasks. Observed steps go
+		 * through the loop. */
+		loop->batch = ran;
+		loop->handoff = loop->rt->n == 1 && !COIL__OBSERVING(loop);
+		while (loop->batch) {
+			loop->batch--;
 			coil__fnode_t *node = coil__fifo_pop(&loop->ready);
 			run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
 		}
+		loop->handoff = false;
 		unsigned steps = 0;
 		coil__runnable_t *r;
 		while (steps < COIL__TICK && (r = coil__sched_next(loop))) {
