@@ -153,10 +153,20 @@ enum {
 };
 
 struct coil_coro {
+	/* What a suspension and a resumption touch comes first: with many
+	 * tasks waiting on I/O at once, every cache line of a task's state is
+	 * a miss when it resumes (the kernel's copies evict them). */
 	coil__ctx_t ctx;
 	coil__ctx_t *ret_ctx;     /* where yield and return switch to */
-	struct coil_coro *parent; /* the coroutine that resumed it, or NULL */
 	coil_task_t *task;        /* the task it currently runs in, or NULL */
+	int ret;                  /* the body's return code */
+	uint8_t state;            /* coil_coro_state_t */
+	uint8_t flags;
+	bool closing;
+	bool ignored_close;       /* tried to yield while closing */
+	bool awaiting;            /* suspended in an await, not a yield */
+	bool result_taken;
+	struct coil_coro *parent; /* the coroutine that resumed it, or NULL */
 	coil__stack_t *stack;
 	coil_fn fn;
 	void *arg;
@@ -166,13 +176,6 @@ struct coil_coro {
 	coil_dtor result_dtor;
 	char *name;
 	size_t stack_size;        /* 0: default */
-	int ret;                  /* the body's return code */
-	uint8_t state;            /* coil_coro_state_t */
-	uint8_t flags;
-	bool closing;
-	bool ignored_close;       /* tried to yield while closing */
-	bool awaiting;            /* suspended in an await, not a yield */
-	bool result_taken;
 };
 
 /* The coroutine running on the calling thread (NULL on a thread stack). */
@@ -319,20 +322,14 @@ typedef struct coil__tls {
 } coil__tls_t;
 
 typedef struct coil__task_body {
+	/* The fields a wait and a wake-up touch come first, with the head of
+	 * the coroutine: the first two cache lines (see struct coil_coro). */
 	coil__runnable_t run;
 	coil_task_t *task;
 	coil_loop_t *worker;      /* the loop it last ran on (home when pinned) */
 	_Atomic uint8_t rstate;   /* COIL__TS_* */
 	bool yielding;            /* switched out by coil_sleep(0) */
 	uint16_t pins;            /* > 0: never leaves `worker` */
-	uint32_t ntls;
-	coil__tls_t *tls;         /* task-local storage, ntls entries */
-	coil_coro_t coro;         /* the task's own coroutine */
-	coil_coro_t *resume;      /* innermost coroutine to resume */
-	coil__waiter_t *waiting;  /* what it is suspended on, or NULL */
-	coil__list_t all;         /* the loop's list of live tasks */
-	char *cancel_msg;
-	char *errmsg;             /* set by coil_errorf */
 	/* Deliver -ECANCELED at the next await. Written under the task's
 	 * clock; read without it on the await fast path (a set that the
 	 * read misses is seen by coil__task_suspend, under the lock). */
@@ -340,6 +337,14 @@ typedef struct coil__task_body {
 	bool cancel_woken;        /* woken with -ECANCELED, not yet run: a
 				   * second cancel is the same delivery */
 	bool started;
+	coil_coro_t *resume;      /* innermost coroutine to resume */
+	coil__waiter_t *waiting;  /* what it is suspended on, or NULL */
+	coil_coro_t coro;         /* the task's own coroutine */
+	uint32_t ntls;
+	coil__tls_t *tls;         /* task-local storage, ntls entries */
+	coil__list_t all;         /* the loop's list of live tasks */
+	char *cancel_msg;
+	char *errmsg;             /* set by coil_errorf */
 	int64_t created;          /* spawn time (coil__clock_ns) in debug mode, else 0 */
 } coil__task_body_t;
 
