@@ -119,6 +119,12 @@ static inline void tsan_signal_point(void)
 #ifndef IORING_SETUP_COOP_TASKRUN
 #define IORING_SETUP_COOP_TASKRUN (1U << 8)
 #endif
+#ifndef IORING_SETUP_TASKRUN_FLAG
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9)
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 2)
+#endif
 #ifndef IORING_SETUP_SUBMIT_ALL
 #define IORING_SETUP_SUBMIT_ALL (1U << 7)
 #endif
@@ -306,9 +312,16 @@ static int ring_init(struct io_uring *ring, unsigned entries, unsigned flags)
 
 int coil__ring_create(coil__ring_t **out, unsigned entries, bool portable)
 {
+	/* TASKRUN_FLAG makes the kernel raise IORING_SQ_TASKRUN when
+	 * completions wait for the next enter, so that a spinning worker sees
+	 * them without a system call (coil__ring_has_events). */
 	static const unsigned best[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			IORING_SETUP_SUBMIT_ALL | IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
 			IORING_SETUP_SUBMIT_ALL,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL |
+			IORING_SETUP_TASKRUN_FLAG,
 		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
 		0,
 	};
@@ -324,12 +337,15 @@ int coil__ring_create(coil__ring_t **out, unsigned entries, bool portable)
 	 * system call). */
 	static const unsigned moving[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			IORING_SETUP_SUBMIT_ALL | IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
 			IORING_SETUP_SUBMIT_ALL,
 		IORING_SETUP_SUBMIT_ALL,
 		0,
 	};
 	const unsigned *tries = portable ? moving : best;
-	size_t ntries = 3;
+	size_t ntries = portable ? sizeof(moving) / sizeof(moving[0])
+				 : sizeof(best) / sizeof(best[0]);
 	coil__ring_t *r = coil__calloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -628,6 +644,14 @@ unsigned coil__ring_features(const coil__ring_t *r)
 unsigned coil__ring_inflight(const coil__ring_t *r)
 {
 	return r->inflight;
+}
+
+bool coil__ring_has_events(coil__ring_t *r)
+{
+	if (io_uring_cq_ready(&r->ring))
+		return true;
+	return (r->flags & IORING_SETUP_TASKRUN_FLAG) &&
+	       (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN);
 }
 
 const unsigned *coil__ring_inflight_ptr(const coil__ring_t *r)

@@ -94,6 +94,10 @@ unsigned coil__ring_features(const coil__ring_t *r);
  * ones not yet submitted included, the wake-up read excluded: while it is
  * not 0 the loop must keep calling coil__ring_wait. */
 unsigned coil__ring_inflight(const coil__ring_t *r);
+/* Whether completions are waiting to be reaped: in the CQ, or, on a ring
+ * that defers them to the next enter, announced by the kernel
+ * (IORING_SETUP_TASKRUN_FLAG). No system call. The ring's thread only. */
+bool coil__ring_has_events(coil__ring_t *r);
 /* Where r keeps that count, for the loop's inline checks (runtime/core.h):
  * valid as long as r. */
 const unsigned *coil__ring_inflight_ptr(const coil__ring_t *r);

@@ -425,9 +425,13 @@ bool coil__sched_park_begin(coil_loop_t *loop)
 	coil_runtime_t *rt = loop->rt;
 	int64_t until = coil__clock_ns() + SPIN_NS;
 	for (unsigned i = 1;; i++) {
+		/* A completion of this worker's ring is work too: with
+		 * DEFER_TASKRUN it only shows through the SQ flags until the
+		 * next enter, which the loop's next round makes. */
 		if (coil__runtime_has_work(loop) ||
 		    atomic_load_explicit(&loop->inbox_len, memory_order_relaxed) ||
-		    atomic_load_explicit(&rt->stop, memory_order_relaxed))
+		    atomic_load_explicit(&rt->stop, memory_order_relaxed) ||
+		    (*loop->ring_inflight && coil__ring_has_events(loop->ring)))
 			return false;
 		cpu_relax();
 		if (i % 16 == 0 && coil__clock_ns() >= until)
