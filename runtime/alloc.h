@@ -31,10 +31,30 @@ static inline void coil__free(void *p, size_t n)
 	if (p)
 		sdallocx(p, n ? n : 1, 0);
 }
+/* Zeroed, 64-byte aligned (structures with cache-line groups); freed with
+ * coil__free_aligned64 and the same size. */
+static inline void *coil__calloc_aligned64(size_t n)
+{
+	return mallocx(n ? n : 1, MALLOCX_ZERO | MALLOCX_ALIGN(64));
+}
+static inline void coil__free_aligned64(void *p, size_t n)
+{
+	if (p)
+		sdallocx(p, n ? n : 1, MALLOCX_ALIGN(64));
+}
 #else
 static inline void *coil__malloc(size_t n) { return malloc(n ? n : 1); }
 static inline void *coil__calloc(size_t n) { return calloc(1, n ? n : 1); }
 static inline void coil__free(void *p, size_t n) { (void)n; free(p); }
+static inline void *coil__calloc_aligned64(size_t n)
+{
+	size_t r = (n + 63) & ~(size_t)63;
+	void *p = aligned_alloc(64, r ? r : 64);
+	if (p)
+		memset(p, 0, r ? r : 64);
+	return p;
+}
+static inline void coil__free_aligned64(void *p, size_t n) { (void)n; free(p); }
 #endif
 
 /*

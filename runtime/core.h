@@ -422,18 +422,31 @@ struct coil_loop {
 	pthread_t thread;         /* the thread running it */
 	pid_t ring_tid;           /* the ring's submitter thread (kernel id) */
 	bool ring_error_reported; /* a failed ring wait was reported once */
+	/* The runtime, when the loop is one of its workers (else NULL).
+	 * Read-mostly, read by submitting threads: kept off the lines that
+	 * the inbox's writers and the owner write all the time. */
+	coil_runtime_t *rt;
+	unsigned index;           /* worker index */
+	bool multi;               /* rt has more than one worker */
+	bool any;                 /* the COIL_ANY_WORKER stand-in of rt */
 	/* Any thread: call_soon_threadsafe's inbox (and tasks pinned here,
-	 * woken from other threads). */
-	coil__spin_t inbox_lock;
+	 * woken from other threads). A cache line of its own: submitting
+	 * threads write it on every call, and an owner-only field beside it
+	 * would bounce between their core and the worker's on every callback
+	 * the worker runs. */
+	_Alignas(64) coil__spin_t inbox_lock;
 	coil__fifo_t inbox;
 	/* Thread-safe call handles that ran here, for the next callers to
 	 * reuse (under inbox_lock): a thread that only submits would
 	 * otherwise allocate fresh memory for every call, which the loop's
-	 * thread frees into its own arena. hret is the loop thread's own
-	 * list of those that ran since it last took the lock. */
+	 * thread frees into its own arena. */
 	coil__fnode_t *hfree;
 	size_t nhfree;
-	coil__fnode_t *hret;
+	atomic_size_t inbox_len;
+	atomic_bool sleeping;     /* in (or entering) its ring's wait */
+	/* Owner only, from the next cache line: hret is the loop thread's own
+	 * list of thread-safe handles that ran since it last took the lock. */
+	_Alignas(64) coil__fnode_t *hret;
 	size_t nhret;
 	/* Runtime workers: task handles and bodies on their way back to the
 	 * runtime's pool for outside spawners (owner only). */
@@ -441,13 +454,6 @@ struct coil_loop {
 	size_t nrhandles;
 	struct coil__task_body *rbodies;
 	size_t nrbodies;
-	atomic_size_t inbox_len;
-	atomic_bool sleeping;     /* in (or entering) its ring's wait */
-	/* The runtime, when the loop is one of its workers (else NULL). */
-	coil_runtime_t *rt;
-	unsigned index;           /* worker index */
-	bool multi;               /* rt has more than one worker */
-	bool any;                 /* the COIL_ANY_WORKER stand-in of rt */
 	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
 	/* Multi-worker scheduling (multi): the owner's side. */
 	coil__task_body_t *lifo;  /* the task just woken by a running task */
@@ -462,22 +468,25 @@ struct coil_loop {
 
 /* A runtime: N workers (sched/runtime.c). */
 struct coil_runtime {
+	/* Read-mostly (an idle worker's spin reads `stop` all the time):
+	 * kept off the lines written on every spawn or park, which the
+	 * _Alignas below start. Allocated 64-byte aligned. */
 	unsigned n;
 	coil_loop_t **loops;
 	coil_loop_t *any;         /* coil_runtime_loop(rt, COIL_ANY_WORKER) */
-	coil__inject_t inject;    /* runnables any worker may take */
-	atomic_uint nsearching;   /* workers looking for work to steal */
+	atomic_bool stop;         /* coil_runtime_stop: leave the loops */
+	atomic_int stop_pipe[2];  /* wait_stopped's pipe (async-signal-safe) */
+	atomic_bool shutting_down;
+	_Alignas(64) coil__inject_t inject; /* runnables any worker may take */
+	_Alignas(64) atomic_uint nsearching; /* workers looking for work to steal */
 	atomic_uint nidle;        /* workers parked (or about to) */
 	pthread_mutex_t idle_lock;
 	unsigned *idle;           /* parked worker indices, a stack */
 	unsigned nidle_list;
-	atomic_bool stop;         /* coil_runtime_stop: leave the loops */
-	atomic_int stop_pipe[2];  /* wait_stopped's pipe (async-signal-safe) */
-	atomic_bool shutting_down;
 	/* Futures of this runtime made and freed off its workers, plus
 	 * COIL__RT_BIAS until shutdown folds the workers' counts in: the one
 	 * that takes it to zero then frees the loops and the runtime. */
-	_Atomic int64_t live_foreign;
+	_Alignas(64) _Atomic int64_t live_foreign;
 	/* Task handles and bodies for spawns from threads outside the
 	 * runtime (coil_runtime_spawn), which have no cache of their own:
 	 * workers hand back, in batches, what tasks spawned that way leave
@@ -488,7 +497,7 @@ struct coil_runtime {
 	size_t nfhandles;
 	struct coil__task_body *fbodies;
 	size_t nfbodies;
-	pthread_mutex_t lock;     /* threads, state below */
+	_Alignas(64) pthread_mutex_t lock; /* threads, state below */
 	pthread_mutex_t wait_mu;  /* shutdown waiting for the tasks to end */
 	pthread_cond_t cond;
 	atomic_bool waiting;

@@ -65,12 +65,12 @@ static void opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in)
 static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
 		    bool portable)
 {
-	coil_loop_t *loop = coil__calloc(sizeof(*loop));
+	coil_loop_t *loop = coil__calloc_aligned64(sizeof(*loop));
 	if (!loop)
 		return -ENOMEM;
 	int rc = coil__ring_create(&loop->ring, o->ring_entries, portable);
 	if (rc) {
-		coil__free(loop, sizeof(*loop));
+		coil__free_aligned64(loop, sizeof(*loop));
 		return rc;
 	}
 	coil__fifo_init(&loop->ready);
@@ -124,7 +124,7 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 	if (loop->multi && (rc = coil__deque_init(&loop->deque, 1024))) {
 		coil__debug_loop_unregister(loop);
 		coil__ring_destroy(loop->ring);
-		coil__free(loop, sizeof(*loop));
+		coil__free_aligned64(loop, sizeof(*loop));
 		return rc;
 	}
 	*out = loop;
@@ -927,7 +927,7 @@ static void loop_free(coil_loop_t *loop)
 	if (loop->multi)
 		coil__deque_fini(&loop->deque);
 	coil__ring_destroy(loop->ring);
-	coil__free(loop, sizeof(*loop));
+	coil__free_aligned64(loop, sizeof(*loop));
 }
 
 /* Standalone loops with several threads about: the atomic count. */

@@ -592,11 +592,14 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 		free(cpus);
 		return -EINVAL;
 	}
-	coil_runtime_t *rt = calloc(1, sizeof(*rt));
+	/* Aligned for the cache-line groups of struct coil_runtime. */
+	coil_runtime_t *rt = aligned_alloc(_Alignof(coil_runtime_t),
+					   (sizeof(*rt) + 63) & ~(size_t)63);
 	if (!rt) {
 		free(cpus);
 		return -ENOMEM;
 	}
+	memset(rt, 0, sizeof(*rt));
 	atomic_init(&rt->live_foreign, COIL__RT_BIAS);
 	rt->n = n;
 	rt->cpus = cpus;
