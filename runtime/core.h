@@ -617,15 +617,14 @@ coil__handoff_next(coil_loop_t *loop)
 	return b;
 }
 
-/* From inside a task on `loop` (the task's innermost coroutine c): switches
- * the task out, straight into the next ready task where the loop allows it
- * (coil__handoff_next), else to the loop. */
+/* From inside a task on `loop` (the task's innermost coroutine c, its body
+ * cur): switches the task out, straight into the next ready task where the
+ * loop allows it (coil__handoff_next), else to the loop. */
 static inline __attribute__((always_inline)) void
-coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c)
+coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c, coil__task_body_t *cur)
 {
 	coil__task_body_t *b;
 	if (loop->handoff && (b = coil__handoff_next(loop))) {
-		coil__task_body_t *cur = loop->current->body;
 		/* coil__task_switched_out's common case: a wait, one thread. */
 		if (!cur->yielding && !coil__mt() &&
 		    atomic_load_explicit(&cur->rstate, memory_order_relaxed) == COIL__TS_RUNNING)
@@ -867,7 +866,7 @@ static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__wait
 	 * coil__suspend_check and here but this thread, through the same
 	 * flag, and the task's cancellation lock is not needed. */
 	coil_coro_t *c = coil__cur;
-	coil__task_body_t *b = c->task->body;
+	coil__task_body_t *b = w->task->body;
 	/* Set before the waiter is published: whoever claims it may look at
 	 * the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
@@ -879,7 +878,7 @@ static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__wait
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
 	b->waiting = w;
-	coil__task_switch_out(coil__running_loop, c);
+	coil__task_switch_out(coil__running_loop, c, b);
 	b->waiting = NULL;
 	b->cancel_woken = false;
 	return w->result;

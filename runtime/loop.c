@@ -411,7 +411,9 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 		}
 		coil__spin_unlock(&loop->inbox_lock);
 	}
-	coil_handle_t *h = coil__calloc(sizeof(*h));
+	/* Cache-line aligned: the caller fills one handle while the loop's
+	 * thread runs the one before it, which would otherwise share a line. */
+	coil_handle_t *h = coil__calloc_aligned64(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->run.kind = COIL__RUN_HANDLE;
@@ -426,7 +428,7 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 	bool ok = loop->any ? coil__runtime_inject(loop->rt, &h->run)
 			    : coil__loop_push_inbox(loop, &h->run);
 	if (!ok) {
-		coil__free(h, sizeof(*h));
+		coil__free_aligned64(h, sizeof(*h));
 		return COIL_ECLOSED;
 	}
 	return 0;
@@ -479,7 +481,7 @@ static void run_handle(coil_handle_t *h)
 			loop->nhret++;
 			return;
 		}
-		coil__free(h, sizeof(*h));
+		coil__free_aligned64(h, sizeof(*h));
 		return;
 	}
 	handle_unref(h);
@@ -885,7 +887,7 @@ static void drop_ready(coil_loop_t *loop)
 				 * its callback will never run. */
 				if (h->dropped && !h->cancelled)
 					h->dropped(h->arg);
-				coil__free(h, sizeof(*h));
+				coil__free_aligned64(h, sizeof(*h));
 			} else {
 				handle_unref(h);
 			}
@@ -912,8 +914,8 @@ static void handles_free(coil__fnode_t *n)
 {
 	while (n) {
 		coil__fnode_t *next = n->next;
-		coil__free(coil__container_of(n, coil_handle_t, run.node),
-			   sizeof(coil_handle_t));
+		coil__free_aligned64(coil__container_of(n, coil_handle_t, run.node),
+				     sizeof(coil_handle_t));
 		n = next;
 	}
 }

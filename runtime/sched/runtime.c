@@ -544,7 +544,7 @@ static void runtime_free(coil_runtime_t *rt)
 				coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
 				if (h->dropped && !h->cancelled)
 					h->dropped(h->arg);
-				coil__free(h, sizeof(*h));
+				coil__free_aligned64(h, sizeof(*h));
 			}
 		}
 	}
@@ -627,7 +627,10 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 	rt->thread_created = calloc(n, sizeof(*rt->thread_created));
 	rt->want_run = calloc(n, sizeof(*rt->want_run));
 	rt->in_loop = calloc(n, sizeof(*rt->in_loop));
-	rt->any = calloc(1, sizeof(*rt->any));
+	/* Aligned for the cache-line groups of struct coil_loop. */
+	rt->any = aligned_alloc(_Alignof(coil_loop_t), (sizeof(*rt->any) + 63) & ~(size_t)63);
+	if (rt->any)
+		memset(rt->any, 0, sizeof(*rt->any));
 	int p[2];
 	if (!rt->loops || !rt->idle || !rt->threads || !rt->thread_created ||
 	    !rt->want_run || !rt->in_loop || !rt->any)
