@@ -568,6 +568,23 @@ static inline void coil__task_enqueue(coil__task_body_t *b)
  * was switching out, is queued. */
 void coil__task_switched_out(coil_loop_t *loop, coil__task_body_t *b);
 
+/* Makes b the running task of `loop` for a step and returns the coroutine
+ * to switch into (the loop's dispatch and the hand-off below). */
+static inline __attribute__((always_inline)) coil_coro_t *
+coil__task_step_begin(coil_loop_t *loop, coil__task_body_t *b)
+{
+	COIL__M_INC(loop, steps);
+	coil_coro_t *c = b->resume;
+	c->state = COIL_CORO_RUNNING;
+	c->awaiting = false;
+	atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
+	b->worker = loop;
+	b->coro.ret_ctx = &loop->sched;
+	loop->current = b->task;
+	coil__cur = c;
+	return c;
+}
+
 /*
  * Hand-off between tasks on a standalone loop. A task that suspends while
  * the next ready item is a suspended task switches straight into it, saving
@@ -631,15 +648,7 @@ coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c, coil__task_body_t *cur)
 			atomic_store_explicit(&cur->rstate, COIL__TS_WAITING, memory_order_relaxed);
 		else
 			coil__task_switched_out(loop, cur);
-		COIL__M_INC(loop, steps);
-		coil_coro_t *n = b->resume;
-		n->state = COIL_CORO_RUNNING;
-		n->awaiting = false;
-		atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
-		b->worker = loop;
-		b->coro.ret_ctx = &loop->sched;
-		loop->current = b->task;
-		coil__cur = n;
+		coil_coro_t *n = coil__task_step_begin(loop, b);
 		coil__ctx_jump(&c->ctx, &n->ctx, 0, false);
 		return;
 	}

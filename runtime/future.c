@@ -203,6 +203,19 @@ static void schedule_donecb(coil_future_t *f, coil__donecb_t *d)
 	coil_future_release(f);
 }
 
+/* Records a pending future's outcome; the state goes last (release: a
+ * reader that sees it done sees the rest). */
+static inline __attribute__((always_inline)) void
+store_outcome(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
+	      char *msg)
+{
+	f->code = code;
+	f->result = result;
+	f->dtor = dtor;
+	f->msg = msg;
+	atomic_store_explicit(&f->state, (uint8_t)state, memory_order_release);
+}
+
 /*
  * coil__future_finish while coil__mt() is false: only this thread touches f
  * and its waiters, so each is woken (queued, nothing runs) as the list is
@@ -214,11 +227,7 @@ finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 {
 	if (atomic_load_explicit(&f->state, memory_order_relaxed) != COIL__F_PENDING)
 		return false;
-	f->code = code;
-	f->result = result;
-	f->dtor = dtor;
-	f->msg = msg;
-	atomic_store_explicit(&f->state, (uint8_t)state, memory_order_relaxed);
+	store_outcome(f, state, code, result, dtor, msg);
 	coil__list_t *p = f->cbs.next;
 	while (p != &f->cbs) {
 		coil__list_t *next = p->next;
@@ -249,11 +258,7 @@ bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 		coil__spin_unlock(&f->lock);
 		return false;
 	}
-	f->code = code;
-	f->result = result;
-	f->dtor = dtor;
-	f->msg = msg;
-	atomic_store_explicit(&f->state, (uint8_t)state, memory_order_release);
+	store_outcome(f, state, code, result, dtor, msg);
 	/* Waiters are woken in order right here; done-callbacks are taken
 	 * out and queued once the lock is dropped. A waiter somebody else
 	 * claimed (a canceller) stays linked for its cancel hook. */

@@ -529,15 +529,7 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 {
 	if (!coil__task_begin(loop, b))
 		return;
-	COIL__M_INC(loop, steps);
-	coil_coro_t *c = b->resume;
-	c->state = COIL_CORO_RUNNING;
-	c->awaiting = false;
-	atomic_store_explicit(&b->rstate, COIL__TS_RUNNING, memory_order_relaxed);
-	b->worker = loop;
-	b->coro.ret_ctx = &loop->sched;
-	loop->current = b->task;
-	coil__cur = c;
+	coil_coro_t *c = coil__task_step_begin(loop, b);
 	coil__ctx_jump(&loop->sched, &c->ctx, 0, false);
 	coil__cur = loop->sched_cur;
 	/* Hand-offs (coil__task_switch_out) may have run other tasks since:

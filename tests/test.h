@@ -164,6 +164,21 @@ static int test_main_(int argc, char **argv, const test_entry_t *tests,
 	return skipped == ran ? 77 : 0;
 }
 
+/* A runtime of `workers` workers with the default options otherwise;
+ * skips the test where the kernel offers no io_uring. */
+#include <coil/coil.h>
+static inline coil_runtime_t *test_runtime_new(unsigned workers)
+{
+	coil_runtime_opts_t o;
+	coil_runtime_opts_init(&o);
+	o.workers = workers;
+	coil_runtime_t *rt = NULL;
+	int rc = coil_runtime_new(&rt, &o);
+	TEST_SKIP_UNLESS_RING(rc);
+	ASSERT_EQ(rc, 0);
+	return rt;
+}
+
 /* An optional hook that main runs first: a test file that needs one
  * defines TEST_MAIN_HOOK(argc, argv) before including this header (the
  * process-pool tests make the test binary their worker binary with it). */

@@ -44,15 +44,9 @@ static bool under_valgrind(void)
 /* Runs fn as the main task of a runtime of `workers` workers. */
 static int run_on(unsigned workers, coil_fn fn, void *arg)
 {
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt = NULL;
-	int rc = coil_runtime_new(&rt, &o);
-	TEST_SKIP_UNLESS_RING(rc);
-	ASSERT_EQ(rc, 0);
+	coil_runtime_t *rt = test_runtime_new(workers);
 	void *res = NULL;
-	rc = coil_runtime_block_on(rt, fn, arg, &res);
+	int rc = coil_runtime_block_on(rt, fn, arg, &res);
 	ASSERT_EQ(coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC), 0);
 	return rc;
 }

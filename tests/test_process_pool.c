@@ -269,14 +269,8 @@ typedef struct ctx {
 /* Runs fn as the main task of a runtime of `workers` workers. */
 static void run_on(unsigned workers, coil_fn fn, void *arg)
 {
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt = NULL;
-	int rc = coil_runtime_new(&rt, &o);
-	TEST_SKIP_UNLESS_RING(rc);
-	ASSERT_EQ(rc, 0);
-	rc = coil_runtime_block_on(rt, fn, arg, NULL);
+	coil_runtime_t *rt = test_runtime_new(workers);
+	int rc = coil_runtime_block_on(rt, fn, arg, NULL);
 	ASSERT_EQ(coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC), 0);
 	ASSERT_EQ(rc, 0);
 }

@@ -26,18 +26,6 @@
 #define PER_ROUND 48   /* items per submitter per round */
 #define ROUND_LIMIT_S 20
 
-static coil_runtime_t *rt_make(unsigned workers)
-{
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt = NULL;
-	int rc = coil_runtime_new(&rt, &o);
-	TEST_SKIP_UNLESS_RING(rc);
-	ASSERT_EQ(rc, 0);
-	return rt;
-}
-
 static int rounds(void)
 {
 	return test_heavy_tools() ? 40 : 300;
@@ -107,7 +95,7 @@ static void *submitter(void *p)
 
 TEST(bursts_onto_the_injection_queue_wake_parked_workers)
 {
-	inj.rt = rt_make(2);
+	inj.rt = test_runtime_new(2);
 	ASSERT_EQ(coil_runtime_start(inj.rt), 0);
 	inj.any = coil_runtime_loop(inj.rt, COIL_ANY_WORKER);
 	inj.nrounds = rounds();
@@ -219,7 +207,7 @@ static int burst_main(void *arg, void **result)
 
 TEST(spawns_behind_a_busy_task_reach_the_parked_worker)
 {
-	coil_runtime_t *rt = rt_make(2);
+	coil_runtime_t *rt = test_runtime_new(2);
 	loc.nrounds = rounds() / 2;
 	size_t total = (size_t)loc.nrounds * PER_ROUND;
 	loc.ran = calloc(total, 1);
