@@ -110,8 +110,6 @@ static inline void *coil__deque_pop(coil__deque_t *q)
 	return x;
 }
 
-/* Any thread: steals from the top (FIFO). Returns the item, NULL if empty,
- * or COIL__DEQUE_ABORT if it lost a race. */
 /* Owner, when no thief can reach q (a runtime of one worker: nobody calls
  * coil__deque_steal_half on it): the pop without the StoreLoad fence and
  * the race for the last item, which only exist against thieves. The owner
@@ -128,6 +126,8 @@ static inline void *coil__deque_pop_unshared(coil__deque_t *q)
 	return x;
 }
 
+/* Any thread: steals from the top (FIFO). Returns the item, NULL if empty,
+ * or COIL__DEQUE_ABORT if it lost a race. */
 static inline void *coil__deque_steal(coil__deque_t *q)
 {
 	size_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
