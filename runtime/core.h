@@ -389,8 +389,9 @@ struct coil_loop {
 	 * batch of ready items, and whether a suspending task may hand the
 	 * loop straight to the next ready task (coil__task_switch_out). */
 	size_t batch;
-	unsigned handoff_budget;  /* hand-offs left while timers are armed */
-	bool handoff;
+	unsigned handoff_budget;  /* rounds a hand-off may still start (0
+				   * unless COIL__HANDOFF_ROUNDS) */
+	uint8_t handoff;          /* COIL__HANDOFF_* */
 	coil__list_t tasks;       /* live tasks (their bodies) */
 	size_t ntasks;
 	/* Futures alive on this loop, +1 until closed: standalone loops only.
@@ -593,33 +594,36 @@ coil__task_step_begin(coil_loop_t *loop, coil__task_body_t *b)
  * the same: within a round the next item of the round's batch is the one
  * the loop would run next; once the batch is done, the next round starts
  * right here only if the loop's round in between would have nothing to do
- * (no thread-safe calls in the inbox, nothing in the ring; with timers
- * armed, at most COIL__TICK hand-offs in a row before the loop looks at the
- * clock; `stopping` is looked at when a round would start, a round's batch
- * runs to its end either way). On a standalone loop only this thread runs
+ * (no thread-safe calls in the inbox, nothing in the ring), and at most
+ * COIL__TICK times in a row before the loop makes a round of its own,
+ * which looks at the clock and the timers. Stopping the loop spends that
+ * budget, so the loop's round comes next; a round's batch runs to its end
+ * either way. On a standalone loop only this thread runs
  * its tasks, so the task switching out can be marked waiting (or queued,
  * if a wake-up came in meanwhile) before it is off its stack: nobody can
  * resume it until this thread is done with it. The same holds for the one
  * worker of a one-worker runtime (another thread's wake-up only queues the
  * task where this worker takes it from), which hands off within the batch
- * of its ready FIFO (tasks woken by their I/O). Inline in every suspension
- * point: it is the whole of a wake-up's cost in a ping-pong.
+ * of its ready FIFO (tasks woken by their I/O) but never starts a round:
+ * its round also looks at its deque, the injection queue and the stop
+ * flag. Inline in every suspension point: it is the whole of a wake-up's
+ * cost in a ping-pong.
  */
+enum {
+	COIL__HANDOFF_NONE = 0,   /* every step goes through the loop */
+	COIL__HANDOFF_BATCH,      /* within the batch of a round only */
+	COIL__HANDOFF_ROUNDS,     /* and on into the next rounds */
+};
+
 static inline __attribute__((always_inline)) coil__task_body_t *
 coil__handoff_next(coil_loop_t *loop)
 {
 	if (!loop->batch) {
-		/* A runtime worker's round also looks at its deque, the
-		 * injection queue and the stop flag: it never starts here. */
-		if (!loop->ready.len || loop->stopping || loop->rt ||
+		if (!loop->handoff_budget || !loop->ready.len ||
 		    atomic_load_explicit(&loop->inbox_len, memory_order_acquire) ||
 		    *loop->ring_inflight)
 			return NULL;
-		if (loop->timers.n) {
-			if (!loop->handoff_budget)
-				return NULL;
-			loop->handoff_budget--;
-		}
+		loop->handoff_budget--;
 		loop->batch = loop->ready.len;
 	}
 	coil__fnode_t *node = loop->ready.head;
@@ -634,17 +638,17 @@ coil__handoff_next(coil_loop_t *loop)
 	return b;
 }
 
-/* From inside a task on `loop` (the task's innermost coroutine c, its body
- * cur): switches the task out, straight into the next ready task where the
- * loop allows it (coil__handoff_next), else to the loop. */
+/* From inside a task on `loop` that waits (the task's innermost coroutine
+ * c, its body cur; a yield switches out on its own): switches the task out,
+ * straight into the next ready task where the loop allows it
+ * (coil__handoff_next), else to the loop. mt is coil__mt(). */
 static inline __attribute__((always_inline)) void
-coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c, coil__task_body_t *cur)
+coil__task_switch_out(coil_loop_t *loop, coil_coro_t *c, coil__task_body_t *cur, bool mt)
 {
 	coil__task_body_t *b;
 	if (loop->handoff && (b = coil__handoff_next(loop))) {
-		/* coil__task_switched_out's common case: a wait, one thread. */
-		if (!cur->yielding && !coil__mt() &&
-		    atomic_load_explicit(&cur->rstate, memory_order_relaxed) == COIL__TS_RUNNING)
+		/* coil__task_switched_out's common case: one thread. */
+		if (!mt && atomic_load_explicit(&cur->rstate, memory_order_relaxed) == COIL__TS_RUNNING)
 			atomic_store_explicit(&cur->rstate, COIL__TS_WAITING, memory_order_relaxed);
 		else
 			coil__task_switched_out(loop, cur);
@@ -824,7 +828,12 @@ static inline int coil__suspend_check(coil_task_t **out)
 		*out = t;
 		return 0;
 	}
-	return coil__suspend_check_slow(out);
+	/* Through a local of its own, so that the caller's task pointer
+	 * never has its address taken and stays in a register. */
+	coil_task_t *slow;
+	int rc = coil__suspend_check_slow(&slow);
+	*out = slow;
+	return rc;
 }
 
 static inline void coil__waiter_init(coil__waiter_t *w, coil_task_t *t,
@@ -867,17 +876,18 @@ int coil__task_suspend_mt(coil__waiter_t *w);
 /* A cancellation pending at suspension: withdraws w and returns
  * -ECANCELED if nobody claimed it yet, else 0 (it is woken normally). */
 int coil__task_suspend_cancelled(coil__waiter_t *w);
-static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__waiter_t *w, bool mt)
+/* As coil__task_suspend_x, given w's task's body b and the running
+ * coroutine c (coil__cur). */
+static inline __attribute__((always_inline)) int
+coil__task_suspend_in(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c, bool mt)
 {
 	if (mt)
 		return coil__task_suspend_mt(w);
 	/* One thread: nothing can cancel the task between
 	 * coil__suspend_check and here but this thread, through the same
-	 * flag, and the task's cancellation lock is not needed. */
-	coil_coro_t *c = coil__cur;
-	coil__task_body_t *b = w->task->body;
-	/* Set before the waiter is published: whoever claims it may look at
-	 * the task's coroutines (a force-close at shutdown). */
+	 * flag, and the task's cancellation lock is not needed. b->resume
+	 * is set before the waiter is published: whoever claims it may look
+	 * at the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
 	if (__builtin_expect(atomic_load_explicit(&b->must_cancel, memory_order_relaxed), 0)) {
 		int rc = coil__task_suspend_cancelled(w);
@@ -887,10 +897,16 @@ static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__wait
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
 	b->waiting = w;
-	coil__task_switch_out(coil__running_loop, c, b);
+	/* The running task's worker is the running loop. */
+	coil__task_switch_out(b->worker, c, b, false);
 	b->waiting = NULL;
 	b->cancel_woken = false;
 	return w->result;
+}
+
+static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__waiter_t *w, bool mt)
+{
+	return coil__task_suspend_in(w, w->task->body, coil__cur, mt);
 }
 
 static inline int coil__task_suspend(coil__waiter_t *w)
@@ -899,12 +915,11 @@ static inline int coil__task_suspend(coil__waiter_t *w)
 }
 /* Makes w's task runnable with `result`. Only the claimer calls it. */
 void coil__waiter_wake_mt(coil__waiter_t *w);
-static inline __attribute__((always_inline)) void coil__waiter_wake_x(coil__waiter_t *w, int result, bool mt)
+/* As coil__waiter_wake_x, for a waker that won coil__waiter_claim(w). */
+static inline __attribute__((always_inline)) void
+coil__waiter_wake_claimed_x(coil__waiter_t *w, int result, bool mt)
 {
 	w->result = result;
-	/* Claimed by whoever wakes it (a waker that unlinked it under its
-	 * source's lock owns it even without coil__waiter_claim). */
-	atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
 	if (mt) {
 		coil__waiter_wake_mt(w);
 		return;
@@ -917,6 +932,14 @@ static inline __attribute__((always_inline)) void coil__waiter_wake_x(coil__wait
 	} else if (s == COIL__TS_RUNNING) {
 		atomic_store_explicit(&b->rstate, COIL__TS_NOTIFIED, memory_order_relaxed);
 	}
+}
+
+static inline __attribute__((always_inline)) void coil__waiter_wake_x(coil__waiter_t *w, int result, bool mt)
+{
+	/* Claimed by whoever wakes it (a waker that unlinked it under its
+	 * source's lock owns it even without coil__waiter_claim). */
+	atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
+	coil__waiter_wake_claimed_x(w, result, mt);
 }
 
 static inline void coil__waiter_wake(coil__waiter_t *w, int result)

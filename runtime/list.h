@@ -47,6 +47,13 @@ static inline void coil__list_del(coil__list_t *n)
 	n->next = n->prev = n;
 }
 
+/* Unlinks n and leaves it as it is, for a node nobody unlinks again. */
+static inline void coil__list_del_once(coil__list_t *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+}
+
 typedef struct coil__fnode {
 	struct coil__fnode *next;
 } coil__fnode_t;

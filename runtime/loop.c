@@ -651,15 +651,17 @@ static void run_once(coil_loop_t *loop)
 		loop->vnow = top->when;
 	fire_timers(loop);
 	loop->batch = loop->ready.len;
-	loop->handoff_budget = COIL__TICK;
-	/* Observed steps (debug mode, a trace) go through the loop, one by one. */
-	loop->handoff = !COIL__OBSERVING(loop);
+	/* Observed steps (debug mode, a trace) go through the loop, one by
+	 * one. A stop asked for before this round still lets its batch run,
+	 * but no hand-off starts another round. */
+	loop->handoff = COIL__OBSERVING(loop) ? COIL__HANDOFF_NONE : COIL__HANDOFF_ROUNDS;
+	loop->handoff_budget = loop->handoff && !loop->stopping ? COIL__TICK : 0;
 	while (loop->batch) {
 		loop->batch--;
 		coil__fnode_t *node = coil__fifo_pop(&loop->ready);
 		run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
 	}
-	loop->handoff = false;
+	loop->handoff = COIL__HANDOFF_NONE;
 }
 
 /*
@@ -690,13 +692,15 @@ void coil__worker_loop(coil_loop_t *loop)
 		 * no other worker can take its tasks. Observed steps go
 		 * through the loop. */
 		loop->batch = ran;
-		loop->handoff = loop->rt->n == 1 && !COIL__OBSERVING(loop);
+		loop->handoff_budget = 0;
+		loop->handoff = loop->rt->n == 1 && !COIL__OBSERVING(loop) ?
+				COIL__HANDOFF_BATCH : COIL__HANDOFF_NONE;
 		while (loop->batch) {
 			loop->batch--;
 			coil__fnode_t *node = coil__fifo_pop(&loop->ready);
 			run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
 		}
-		loop->handoff = false;
+		loop->handoff = COIL__HANDOFF_NONE;
 		unsigned steps = 0;
 		coil__runnable_t *r;
 		while (steps < COIL__TICK && (r = coil__sched_next(loop))) {
@@ -800,10 +804,14 @@ int coil_loop_run_until_complete(coil_loop_t *loop, coil_future_t *f,
 void coil_loop_stop(coil_loop_t *loop)
 {
 	/* On a runtime, stop acts on the whole runtime (DESIGN.md 6). */
-	if (loop->rt)
+	if (loop->rt) {
 		coil_runtime_stop(loop->rt);
-	else
+	} else {
 		loop->stopping = true;
+		/* No hand-off starts another round: the loop's own round,
+		 * which looks at the flag, comes after this batch. */
+		loop->handoff_budget = 0;
+	}
 }
 
 bool coil_loop_is_running(const coil_loop_t *loop)

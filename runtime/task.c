@@ -424,7 +424,7 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	 * w stays valid until we clear it below. */
 	b->waiting = w;
 	coil__spin_unlock(&t->clock);
-	coil__task_switch_out(coil__running_loop, c, b);
+	coil__task_switch_out(coil__running_loop, c, b, true);
 	/* Running again, on this worker or another. */
 	coil__spin_lock(&t->clock);
 	b->waiting = NULL;

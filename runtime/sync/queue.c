@@ -91,13 +91,14 @@ static void waiter_unlink(coil__waiter_t *w)
 }
 
 /* Under the lock: claims and unlinks the first waiter of l that nobody
- * else has claimed, or returns NULL. */
+ * else has claimed, or returns NULL. Only a waiter's claimer unlinks it,
+ * so it is unlinked once. */
 static inline __attribute__((always_inline)) struct qwaiter *take_first(coil__list_t *l, bool mt)
 {
 	for (coil__list_t *p = l->next; p != l; p = p->next) {
 		struct qwaiter *qw = coil__container_of(p, struct qwaiter, w.cb.link);
 		if (coil__waiter_claim_x(&qw->w, mt)) {
-			coil__list_del(p);
+			coil__list_del_once(p);
 			return qw;
 		}
 	}
@@ -131,13 +132,17 @@ static void wake_all(coil__list_t *l, int code)
 /* Queues the calling task on l, drops the lock and suspends until a waker
  * hands it something. */
 static inline __attribute__((always_inline)) int wait_on(coil__list_t *l, struct qwaiter *qw, coil_task_t *t,
-		   coil_queue_t *q, bool mt)
+		   coil_queue_t *q, const char *what, bool mt)
 {
 	coil__waiter_init(&qw->w, t, waiter_unlink, q);
-	qw->w.what = l == &q->getters ? "queue get" : l == &q->putters ? "queue put" : "queue join";
+	qw->w.what = what;
+	/* Read before the list stores, which the compiler cannot tell
+	 * apart from stores to the task. */
+	coil__task_body_t *b = t->body;
+	coil_coro_t *c = coil__cur;
 	coil__list_push(l, &qw->w.cb.link);
 	coil__unlock_x(&q->lock, mt);
-	return coil__task_suspend_x(&qw->w, mt);
+	return coil__task_suspend_in(&qw->w, b, c, mt);
 }
 
 /* ---- storage ---- */
@@ -387,7 +392,7 @@ static inline __attribute__((always_inline)) int get_now(coil_queue_t *q, void *
 static inline __attribute__((always_inline)) void wake_one(struct qwaiter *qw, bool mt)
 {
 	if (qw)
-		coil__waiter_wake_x(&qw->w, 0, mt);
+		coil__waiter_wake_claimed_x(&qw->w, 0, mt);
 }
 
 int coil_queue_put_nowait(coil_queue_t *q, void *item)
@@ -403,6 +408,16 @@ int coil_queue_put_nowait(coil_queue_t *q, void *item)
 	return rc;
 }
 
+/* Under the lock: the queue is full, wait for a slot. Out of line, so that
+ * a put that does not wait saves no registers for a task switch. */
+static __attribute__((noinline)) int put_wait(coil_queue_t *q, void *item,
+					      coil_task_t *t, bool mt)
+{
+	struct qwaiter pw;
+	pw.item = item;
+	return wait_on(&q->putters, &pw, t, q, "queue put", mt);
+}
+
 static inline __attribute__((always_inline)) int put_x(coil_queue_t *q, void *item,
 						       coil_task_t *t, bool mt)
 {
@@ -414,9 +429,7 @@ static inline __attribute__((always_inline)) int put_x(coil_queue_t *q, void *it
 		wake_one(wake, mt);
 		return rc;
 	}
-	struct qwaiter pw;
-	pw.item = item;
-	return wait_on(&q->putters, &pw, t, q, mt);
+	return put_wait(q, item, t, mt);
 }
 
 int coil_queue_put(coil_queue_t *q, void *item)
@@ -456,7 +469,7 @@ static inline __attribute__((always_inline)) int get_x(coil_queue_t *q, void **i
 	}
 	struct qwaiter gw;
 	gw.item = NULL;
-	rc = wait_on(&q->getters, &gw, t, q, mt);
+	rc = wait_on(&q->getters, &gw, t, q, "queue get", mt);
 	/* The putter wrote gw.item before its wake, which orders it. */
 	if (rc == 0)
 		*item = gw.item;
@@ -509,7 +522,7 @@ int coil_queue_join(coil_queue_t *q)
 		return 0;
 	}
 	struct qwaiter jw;
-	return wait_on(&q->joiners, &jw, t, q, mt);
+	return wait_on(&q->joiners, &jw, t, q, "queue join", mt);
 }
 
 int coil_queue_shutdown(coil_queue_t *q, bool immediate)
