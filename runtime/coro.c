@@ -238,7 +238,8 @@ int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack)
 	if (!c->stack)
 		return -ENOMEM;
 	overflow_guard_thread_init();
-	c->ctx.sp = coil__ctx_make(c->stack->lo, c->stack->size, coro_main);
+	/* The wait slot (core.h) sits above the first frame. */
+	c->ctx.sp = coil__ctx_make(c->stack->lo, c->stack->size - COIL__WAIT_SLOT, coro_main);
 	c->ctx.stack_lo = c->stack->lo;
 	c->ctx.stack_size = c->stack->size;
 #ifdef COIL_TSAN

@@ -529,8 +529,9 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 {
 	if (!coil__task_begin(loop, b))
 		return;
-	coil_coro_t *c = coil__task_step_begin(loop, b);
-	coil__ctx_jump(&loop->sched, &c->ctx, 0, false);
+	intptr_t arg;
+	coil_coro_t *c = coil__task_step_begin(loop, b, &arg);
+	coil__ctx_jump(&loop->sched, &c->ctx, arg, false);
 	coil__cur = loop->sched_cur;
 	/* Hand-offs (coil__task_switch_out) may have run other tasks since:
 	 * the one that came back is the current one. */

@@ -248,6 +248,7 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	b->pins = opts && opts->pinned ? 1 : 0;
 	b->resume = &b->coro;
 	b->waiting = NULL;
+	b->tail = false;
 	atomic_init(&b->must_cancel, false);
 	b->cancel_woken = false;
 	b->started = false;
@@ -381,7 +382,7 @@ void coil__task_end(coil_loop_t *loop, coil__task_body_t *b)
 	task_finish(loop, b->task, b->coro.ret);
 }
 
-int coil__suspend_check_slow(coil_task_t **out)
+int coil__suspend_check_slow(void)
 {
 	coil_coro_t *c = coil__cur;
 	coil_task_t *t = c ? c->task : NULL;
@@ -394,10 +395,7 @@ int coil__suspend_check_slow(coil_task_t **out)
 	bool cancel = atomic_load_explicit(&b->must_cancel, memory_order_relaxed);
 	atomic_store_explicit(&b->must_cancel, false, memory_order_relaxed);
 	coil__unlock(&t->clock);
-	if (cancel)
-		return -ECANCELED;
-	*out = t;
-	return 0;
+	return cancel ? -ECANCELED : 0;
 }
 
 int coil__task_suspend_mt(coil__waiter_t *w)

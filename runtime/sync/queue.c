@@ -71,8 +71,10 @@ struct coil_queue {
 
 struct qwaiter {
 	coil__waiter_t w;
-	void *item;
+	void *item;               /* a putter's item */
+	void **dst;               /* where a getter's item goes */
 };
+_Static_assert(sizeof(struct qwaiter) <= COIL__WAIT_SLOT, "a getter's tail wait");
 
 static int cmp_intptr(const void *a, const void *b, void *arg)
 {
@@ -353,7 +355,7 @@ static inline __attribute__((always_inline)) int put_now(coil_queue_t *q, void *
 	struct qwaiter *g = take_first(&q->getters, mt);
 	if (g) {
 		/* The queue is empty: the first getter takes the item. */
-		g->item = item;
+		*g->dst = item;
 		q->unfinished++;
 		*wake = g;
 		return 0;
@@ -456,6 +458,15 @@ int coil_queue_get_nowait(coil_queue_t *q, void **item)
 	return rc;
 }
 
+/* Under the lock, several workers: the queue is empty, wait for an item,
+ * which the putter stores in *item before it wakes us. */
+static __attribute__((noinline)) int get_wait_mt(coil_queue_t *q, void **item, coil_task_t *t)
+{
+	struct qwaiter gw;
+	gw.dst = item;
+	return wait_on(&q->getters, &gw, t, q, "queue get", true);
+}
+
 static inline __attribute__((always_inline)) int get_x(coil_queue_t *q, void **item,
 						       coil_task_t *t, bool mt)
 {
@@ -467,13 +478,18 @@ static inline __attribute__((always_inline)) int get_x(coil_queue_t *q, void **i
 		wake_one(wake, mt);
 		return rc;
 	}
-	struct qwaiter gw;
-	gw.item = NULL;
-	rc = wait_on(&q->getters, &gw, t, q, "queue get", mt);
-	/* The putter wrote gw.item before its wake, which orders it. */
-	if (rc == 0)
-		*item = gw.item;
-	return rc;
+	if (mt)
+		return get_wait_mt(q, item, t);
+	/* One thread: a tail wait (core.h), the waiter in the coroutine's
+	 * wait slot; a putter stores its item in *item. */
+	coil_coro_t *c = coil__cur;
+	struct qwaiter *gw = coil__coro_wait_slot(c);
+	coil__waiter_init(&gw->w, t, waiter_unlink, q);
+	gw->w.what = "queue get";
+	gw->dst = item;
+	coil__task_body_t *b = t->body;
+	coil__list_push(&q->getters, &gw->w.cb.link);
+	return coil__task_wait_tail(&gw->w, b, c);
 }
 
 int coil_queue_get(coil_queue_t *q, void **item)
