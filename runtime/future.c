@@ -216,6 +216,24 @@ store_outcome(coil_future_t *f, int state, int code, void *result, coil_dtor dto
 	atomic_store_explicit(&f->state, (uint8_t)state, memory_order_release);
 }
 
+/* An awaiter (coil_await): its task's waiter, and where it wants the
+ * result. */
+struct fwaiter {
+	coil__waiter_t w;
+	void **dst;
+};
+_Static_assert(sizeof(struct fwaiter) <= COIL__WAIT_SLOT, "an awaiter's tail wait");
+
+/* Wakes an awaiter of the finished future f (whoever claimed it) with
+ * what its await returns, having stored the result through its pointer:
+ * the await may be a tail wait, which does nothing once woken. */
+static inline __attribute__((always_inline)) void
+wake_awaiter(coil_future_t *f, coil__waiter_t *w)
+{
+	struct fwaiter *fw = coil__container_of(w, struct fwaiter, w);
+	coil__waiter_wake(w, outcome(f, fw->dst));
+}
+
 /*
  * coil__future_finish while coil__mt() is false: only this thread touches f
  * and its waiters, so each is woken (queued, nothing runs) as the list is
@@ -237,7 +255,7 @@ finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 			coil__waiter_t *w = coil__container_of(n, coil__waiter_t, cb);
 			if (!atomic_load_explicit(&w->claimed, memory_order_relaxed)) {
 				coil__list_del(p);
-				coil__waiter_wake(w, 0);
+				wake_awaiter(f, w);
 			}
 		} else {
 			coil__list_del(p);
@@ -287,7 +305,7 @@ bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 		coil__cbnode_t *n = coil__container_of(cbs.next, coil__cbnode_t, link);
 		coil__list_del(&n->link);
 		if (n->kind == COIL__CB_WAITER)
-			coil__waiter_wake(coil__container_of(n, coil__waiter_t, cb), 0);
+			wake_awaiter(f, coil__container_of(n, coil__waiter_t, cb));
 		else
 			schedule_donecb(f, coil__container_of(n, coil__donecb_t, cb));
 	}
@@ -465,6 +483,24 @@ static void waiter_unlink(coil__waiter_t *w)
 	coil__unlock(&f->lock);
 }
 
+/* coil_await of a pending future with several workers: the waiter is
+ * linked under the future's lock. */
+static __attribute__((noinline)) int await_mt(coil_future_t *f, coil_task_t *t, void **result)
+{
+	struct fwaiter w;
+	coil__waiter_init(&w.w, t, waiter_unlink, f);
+	w.w.what = "future";
+	w.dst = result;
+	coil__spin_lock(&f->lock);
+	if (atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_PENDING) {
+		coil__list_push(&f->cbs, &w.w.cb.link);
+		coil__spin_unlock(&f->lock);
+		return coil__task_suspend_mt(&w.w);
+	}
+	coil__spin_unlock(&f->lock);
+	return outcome(f, result);
+}
+
 int coil_await(coil_future_t *f, void **result)
 {
 	if (!f)
@@ -481,25 +517,17 @@ int coil_await(coil_future_t *f, void **result)
 		return -EXDEV; /* another runtime's future (asyncio: a
 				* future attached to a different loop) */
 	if (fstate(f) == COIL__F_PENDING) {
-		coil__waiter_t w;
-		coil__waiter_init(&w, t, waiter_unlink, f);
-		w.what = "future";
-		if (!coil__mt()) {
-			coil__list_push(&f->cbs, &w.cb.link);
-			if ((rc = coil__task_suspend_x(&w, false)))
-				return rc;
-			return outcome(f, result);
-		}
-		coil__spin_lock(&f->lock);
-		if (atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_PENDING) {
-			coil__list_push(&f->cbs, &w.cb.link);
-			coil__spin_unlock(&f->lock);
-			rc = coil__task_suspend_mt(&w);
-			if (rc)
-				return rc;
-		} else {
-			coil__spin_unlock(&f->lock);
-		}
+		if (coil__mt())
+			return await_mt(f, t, result);
+		/* One thread: a tail wait (core.h); the future's finish stores
+		 * the result and hands over what the await returns. */
+		struct fwaiter *fw = coil__coro_wait_slot(c);
+		coil__waiter_init(&fw->w, t, waiter_unlink, f);
+		fw->w.what = "future";
+		fw->dst = result;
+		coil__task_body_t *b = t->body;
+		coil__list_push(&f->cbs, &fw->w.cb.link);
+		return coil__task_wait_tail(&fw->w, b, c);
 	}
 	return outcome(f, result);
 }

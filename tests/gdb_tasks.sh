@@ -27,9 +27,10 @@ check() {
 		fail "$what: the getter's wait"
 	echo "$out" | grep -q "task [0-9]* 'awaiter': waiting.* for task [0-9]" ||
 		fail "$what: the awaiter's wait"
-	# A queue get is a tail wait while one thread runs tasks (core.h):
-	# the getter's innermost frame is then gdbt_getter itself.
-	for f in gdbt_nap gdbt_sleeper gdbt_getter gdbt_awaiter coil_await \
+	# A queue get and an await are tail waits while one thread runs
+	# tasks (core.h): the getter's and the awaiter's innermost frames are
+	# then gdbt_getter and gdbt_awaiter themselves.
+	for f in gdbt_nap gdbt_sleeper gdbt_getter gdbt_awaiter \
 		 coil_sleep_ns gdbt_stop_here gdbt_main; do
 		echo "$out" | grep -q "#[0-9]* *0x[0-9a-f]* in $f+0x" ||
 			fail "$what: no frame in $f"
