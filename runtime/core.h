@@ -973,6 +973,34 @@ coil__task_wait_tail(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 	return coil__ctx_jump(&c->ctx, &loop->sched, 0, false);
 }
 
+/*
+ * The whole wait of a primitive whose waiters sit in a list and have
+ * nothing to do once woken (a lock, an event, a semaphore): under the
+ * primitive's `lock`, held by the caller (coil__lock), links a waiter for
+ * the running task t at the tail of `list` with the given cancel hook,
+ * source and description, drops the lock and suspends. Returns what
+ * coil__task_suspend returns. On one thread it is a tail wait (call it as
+ * `return coil__wait_in_list(...)`); with several workers the waiter sits
+ * on the frame of coil__wait_in_list_mt.
+ */
+int coil__wait_in_list_mt(coil__list_t *list, coil__spin_t *lock, coil_task_t *t,
+			  void (*cancel)(coil__waiter_t *w), void *source, const char *what);
+static inline __attribute__((always_inline)) int
+coil__wait_in_list(coil__list_t *list, coil__spin_t *lock, coil_task_t *t,
+		   void (*cancel)(coil__waiter_t *w), void *source, const char *what)
+{
+	if (coil__mt())
+		return coil__wait_in_list_mt(list, lock, t, cancel, source, what);
+	/* One thread: the lock is not held (coil__lock is free). */
+	coil_coro_t *c = coil__cur;
+	coil__waiter_t *w = coil__coro_wait_slot(c);
+	coil__waiter_init(w, t, cancel, source);
+	w->what = what;
+	coil__task_body_t *b = t->body;
+	coil__list_push(list, &w->cb.link);
+	return coil__task_wait_tail(w, b, c);
+}
+
 static inline __attribute__((always_inline)) int coil__task_suspend_x(coil__waiter_t *w, bool mt)
 {
 	return coil__task_suspend_in(w, w->task->body, coil__cur, mt);

@@ -431,6 +431,17 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	return w->result;
 }
 
+int coil__wait_in_list_mt(coil__list_t *list, coil__spin_t *lock, coil_task_t *t,
+			  void (*cancel)(coil__waiter_t *w), void *source, const char *what)
+{
+	coil__waiter_t w;
+	coil__waiter_init(&w, t, cancel, source);
+	w.what = what;
+	coil__list_push(list, &w.cb.link);
+	coil__spin_unlock(lock);
+	return coil__task_suspend_mt(&w);
+}
+
 int coil__task_suspend_cancelled(coil__waiter_t *w)
 {
 	if (!coil__waiter_claim(w))

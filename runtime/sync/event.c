@@ -122,10 +122,5 @@ int coil_event_wait(coil_event_t *e)
 		coil__unlock(&e->lock);
 		return 0;
 	}
-	coil__waiter_t w;
-	coil__waiter_init(&w, t, waiter_unlink, e);
-	w.what = "event";
-	coil__list_push(&e->waiters, &w.cb.link);
-	coil__unlock(&e->lock);
-	return coil__task_suspend(&w);
+	return coil__wait_in_list(&e->waiters, &e->lock, t, waiter_unlink, e, "event");
 }

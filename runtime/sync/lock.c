@@ -86,13 +86,8 @@ int coil_lock_acquire(coil_lock_t *l)
 		coil__unlock(&l->lock);
 		return -EDEADLK;
 	}
-	coil__waiter_t w;
-	coil__waiter_init(&w, t, waiter_unlink, l);
-	w.what = "lock";
-	coil__list_push(&l->waiters, &w.cb.link);
-	coil__unlock(&l->lock);
 	/* On 0, release has made this task the owner. */
-	return coil__task_suspend(&w);
+	return coil__wait_in_list(&l->waiters, &l->lock, t, waiter_unlink, l, "lock");
 }
 
 int coil_lock_acquire_nowait(coil_lock_t *l)

@@ -97,13 +97,8 @@ int coil_semaphore_acquire(coil_semaphore_t *s)
 		coil__unlock(&s->lock);
 		return 0;
 	}
-	coil__waiter_t w;
-	coil__waiter_init(&w, t, waiter_unlink, s);
-	w.what = "semaphore";
-	coil__list_push(&s->waiters, &w.cb.link);
-	coil__unlock(&s->lock);
 	/* On 0, release has handed this task its permit. */
-	return coil__task_suspend(&w);
+	return coil__wait_in_list(&s->waiters, &s->lock, t, waiter_unlink, s, "semaphore");
 }
 
 int coil_semaphore_acquire_nowait(coil_semaphore_t *s)
