@@ -406,6 +406,27 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	/* Set before the waiter is published: whoever claims it may look at
 	 * the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
+	coil_loop_t *loop = coil__running_loop;
+	if (!loop->multi) {
+		/* Only the loop's thread runs its tasks, and cancels them
+		 * (coil/task.h: every call from the loop's thread), so nobody
+		 * reads b->waiting while it changes: no cancellation lock. A
+		 * wake from another thread (a future a plain thread resolves)
+		 * still meets the run state's compare-and-swap when the task
+		 * switches out (coil__task_switched_out). */
+		if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
+			int rc = coil__task_suspend_cancelled(w);
+			if (rc)
+				return rc;
+		}
+		c->state = COIL_CORO_SUSPENDED;
+		c->awaiting = true;
+		b->waiting = w;
+		coil__task_switch_out(loop, c, b, true);
+		b->waiting = NULL;
+		b->cancel_woken = false;
+		return w->result;
+	}
 	coil__spin_lock(&t->clock);
 	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed) &&
 	    coil__waiter_claim(w)) {
@@ -422,7 +443,7 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	 * w stays valid until we clear it below. */
 	b->waiting = w;
 	coil__spin_unlock(&t->clock);
-	coil__task_switch_out(coil__running_loop, c, b, true);
+	coil__task_switch_out(loop, c, b, true);
 	/* Running again, on this worker or another. */
 	coil__spin_lock(&t->clock);
 	b->waiting = NULL;
