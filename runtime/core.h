@@ -1060,18 +1060,23 @@ static inline bool coil__waiter_try_wake(coil__waiter_t *w, int result)
  * from. So the state moves with plain stores and the task goes straight to
  * the loop's ready FIFO, as on a standalone loop, without the atomic
  * read-modify-write coil__waiter_wake_mt needs. Falls back to
- * coil__waiter_wake when the task is not pinned to the running loop.
+ * coil__waiter_try_wake when the task is not pinned to the running loop.
+ * The caller keeps the task waiting on w (an I/O request with a
+ * completion still owed).
  */
 static inline bool coil__waiter_try_wake_pinned(coil__waiter_t *w, int result)
 {
-	if (!coil__waiter_claim(w))
-		return false;
+	/* The task is waiting on w (its caller keeps it so), so its body and
+	 * pins can be read before the claim. */
 	coil__task_body_t *b = w->task->body;
 	coil_loop_t *loop = coil__running_loop;
-	if (__builtin_expect(!b->pins || b->worker != loop, 0)) {
-		coil__waiter_wake(w, result);
-		return true;
-	}
+	if (__builtin_expect(!b->pins || b->worker != loop, 0))
+		return coil__waiter_try_wake(w, result);
+	/* On a loop that is the only one of its runtime (or a standalone
+	 * one), the task's cancellers run on this thread too (coil/task.h):
+	 * the claim needs no compare-and-swap. */
+	if (!coil__waiter_claim_x(w, loop->multi))
+		return false;
 	w->result = result;
 	uint8_t s = atomic_load_explicit(&b->rstate, memory_order_relaxed);
 	if (s == COIL__TS_WAITING) {
