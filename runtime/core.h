@@ -430,7 +430,11 @@ struct coil_loop {
 	 * the inbox's writers and the owner write all the time. */
 	coil_runtime_t *rt;
 	unsigned index;           /* worker index */
-	bool multi;               /* rt has more than one worker */
+	bool multi;               /* a runtime's worker (deques, even with
+				   * one worker) */
+	bool alone;               /* no other thread runs tasks that share
+				   * objects with this loop's: a standalone
+				   * loop, or a one-worker runtime's worker */
 	bool any;                 /* the COIL_ANY_WORKER stand-in of rt */
 	/* Any thread: call_soon_threadsafe's inbox (and tasks pinned here,
 	 * woken from other threads). A cache line of its own: submitting
@@ -1075,7 +1079,7 @@ static inline bool coil__waiter_try_wake_pinned(coil__waiter_t *w, int result)
 	/* On a loop that is the only one of its runtime (or a standalone
 	 * one), the task's cancellers run on this thread too (coil/task.h):
 	 * the claim needs no compare-and-swap. */
-	if (!coil__waiter_claim_x(w, loop->multi))
+	if (!coil__waiter_claim_x(w, !loop->alone))
 		return false;
 	w->result = result;
 	uint8_t s = atomic_load_explicit(&b->rstate, memory_order_relaxed);

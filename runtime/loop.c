@@ -80,6 +80,7 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
 	atomic_init(&loop->refs, 1);
 	loop->ring_tid = gettid();
 	loop->ring_inflight = coil__ring_inflight_ptr(loop->ring);
+	loop->alone = true; /* a runtime's worker says otherwise */
 	coil__objcache_init(&loop->task_cache, sizeof(coil_task_t), coil__cache_max);
 	coil__objcache_init(&loop->future_cache, sizeof(coil_future_t), coil__cache_max);
 	coil__objcache_init(&loop->handle_cache, sizeof(coil_handle_t), coil__cache_max);
@@ -120,6 +121,7 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 	loop->rt = rt;
 	loop->index = index;
 	loop->multi = true; /* depth-first deques even with one worker */
+	loop->alone = rt->n == 1;
 	loop->rng = 0x9E3779B97F4A7C15ull * (index + 1);
 	if (loop->multi && (rc = coil__deque_init(&loop->deque, 1024))) {
 		coil__debug_loop_unregister(loop);

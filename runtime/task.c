@@ -407,7 +407,7 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	 * the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
 	coil_loop_t *loop = coil__running_loop;
-	if (!loop->multi) {
+	if (loop->alone) {
 		/* Only the loop's thread runs its tasks, and cancels them
 		 * (coil/task.h: every call from the loop's thread), so nobody
 		 * reads b->waiting while it changes: no cancellation lock. A
