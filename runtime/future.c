@@ -224,14 +224,32 @@ struct fwaiter {
 };
 _Static_assert(sizeof(struct fwaiter) <= COIL__WAIT_SLOT, "an awaiter's tail wait");
 
-/* Wakes an awaiter of the finished future f (whoever claimed it) with
- * what its await returns, having stored the result through its pointer:
- * the await may be a tail wait, which does nothing once woken. */
+/* outcome(f, dst) for a future just finished with (state, code, result),
+ * without reading them back. */
+static inline __attribute__((always_inline)) int
+outcome_of(coil_future_t *f, int state, int code, void *result, void **dst)
+{
+	if (state == COIL__F_RESULT) {
+		if (dst)
+			*dst = result;
+		return 0;
+	}
+	if (state == COIL__F_CANCELLED)
+		return -ECANCELED;
+	atomic_store_explicit(&f->retrieved, true, memory_order_relaxed);
+	return code;
+}
+
+/* Wakes an awaiter of future f, just finished with (state, code, result)
+ * (whoever claimed it), with what its await returns, having stored the
+ * result through its pointer: the await may be a tail wait, which does
+ * nothing once woken. */
 static inline __attribute__((always_inline)) void
-wake_awaiter(coil_future_t *f, coil__waiter_t *w)
+wake_awaiter(coil_future_t *f, coil__waiter_t *w, int state, int code, void *result,
+	     bool mt)
 {
 	struct fwaiter *fw = coil__container_of(w, struct fwaiter, w);
-	coil__waiter_wake(w, outcome(f, fw->dst));
+	coil__waiter_wake_x(w, outcome_of(f, state, code, result, fw->dst), mt);
 }
 
 /*
@@ -255,7 +273,7 @@ finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 			coil__waiter_t *w = coil__container_of(n, coil__waiter_t, cb);
 			if (!atomic_load_explicit(&w->claimed, memory_order_relaxed)) {
 				coil__list_del(p);
-				wake_awaiter(f, w);
+				wake_awaiter(f, w, state, code, result, false);
 			}
 		} else {
 			coil__list_del(p);
@@ -305,7 +323,8 @@ bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 		coil__cbnode_t *n = coil__container_of(cbs.next, coil__cbnode_t, link);
 		coil__list_del(&n->link);
 		if (n->kind == COIL__CB_WAITER)
-			wake_awaiter(f, coil__container_of(n, coil__waiter_t, cb));
+			wake_awaiter(f, coil__container_of(n, coil__waiter_t, cb), state, code,
+				     result, true);
 		else
 			schedule_donecb(f, coil__container_of(n, coil__donecb_t, cb));
 	}
