@@ -332,15 +332,18 @@ bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 }
 
 /*
- * A thread that is not a worker of the future's runtime, while no
- * multi-worker runtime exists, must not touch the future (its loop's thread
- * does so without locks): it hands the resolution to the loop instead.
+ * A thread that is not the one running the future's loop must not touch the
+ * future while no multi-worker runtime exists (its loop's thread does so
+ * without locks), nor, ever, one whose loop is alone (a standalone loop, a
+ * one-worker runtime's worker), whose tasks' run states only that loop's
+ * thread changes (loop.c, task_switched_out): it hands the resolution to
+ * the loop instead.
  */
 static bool foreign(const coil_future_t *f)
 {
-	if (coil__mt())
-		return false;
 	coil_loop_t *loop = f->loop;
+	if (coil__mt() && !loop->alone)
+		return false;
 	return coil__running_loop != loop && loop->running &&
 	       !pthread_equal(loop->thread, pthread_self());
 }

@@ -503,7 +503,10 @@ static void task_switched_out(coil_loop_t *loop, coil__task_body_t *b)
 		coil__task_yielded(loop, b);
 		return;
 	}
-	if (!coil__mt()) {
+	/* On a loop that is alone, every wake-up of its tasks comes from its
+	 * own thread (a plain thread's future resolution is posted to it:
+	 * future.c, foreign), as when one thread runs everything. */
+	if (!coil__mt() || loop->alone) {
 		if (atomic_load_explicit(&b->rstate, memory_order_relaxed) == COIL__TS_RUNNING) {
 			atomic_store_explicit(&b->rstate, COIL__TS_WAITING, memory_order_relaxed);
 			return;

@@ -410,10 +410,10 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	if (loop->alone) {
 		/* Only the loop's thread runs its tasks, and cancels them
 		 * (coil/task.h: every call from the loop's thread), so nobody
-		 * reads b->waiting while it changes: no cancellation lock. A
-		 * wake from another thread (a future a plain thread resolves)
-		 * still meets the run state's compare-and-swap when the task
-		 * switches out (coil__task_switched_out). */
+		 * reads b->waiting while it changes: no cancellation lock.
+		 * It also makes every wake-up of its tasks (a future that a
+		 * plain thread resolves is posted to it: future.c, foreign),
+		 * so the run state moves as on one thread. */
 		if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
 			int rc = coil__task_suspend_cancelled(w);
 			if (rc)
@@ -422,7 +422,7 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 		c->state = COIL_CORO_SUSPENDED;
 		c->awaiting = true;
 		b->waiting = w;
-		coil__task_switch_out(loop, c, b, true);
+		coil__task_switch_out(loop, c, b, false);
 		b->waiting = NULL;
 		b->cancel_woken = false;
 		return w->result;
