@@ -16,7 +16,14 @@
  * retrieved".
  *
  * Threads: a future belongs to the loop it was created on; use it from that
- * loop's thread.
+ * loop's thread (on a multi-worker runtime, from any of its workers). A
+ * plain thread may also resolve it (coil_future_set_result,
+ * coil_future_set_exception, coil_future_cancel) and release its reference:
+ * a future of a multi-worker runtime is resolved right there; one of a loop
+ * that is the only one running its tasks (a standalone loop, a one-worker
+ * runtime) is resolved on that loop's thread, to which the call hands it
+ * (returning 0 once handed over, or -ENOMEM), so that its tasks' wake-ups
+ * all happen on that thread.
  */
 #ifndef COIL_FUTURE_H
 #define COIL_FUTURE_H
