@@ -253,10 +253,29 @@ wake_awaiter(coil_future_t *f, coil__waiter_t *w, int state, int code, void *res
 }
 
 /*
- * coil__future_finish while coil__mt() is false: only this thread touches f
- * and its waiters, so each is woken (queued, nothing runs) as the list is
- * walked, in the same order as the two passes below.
+ * coil__future_finish while coil__mt() is false, or for a task's future on
+ * a loop whose tasks all run on this thread (task_solo): only this thread
+ * touches f and its waiters (a waiter's claim and its task's run state are
+ * changed by others only after they won a claim of a waiter of their own),
+ * so each is woken (queued, nothing runs) as the list is walked, in the
+ * same order as the two passes below.
  */
+/*
+ * Whether f is a task's future on a loop all of whose tasks run on the
+ * calling thread (a loop alone: standalone, or the only worker of a
+ * runtime). Only
+ * that thread finishes such a future, adds and removes its done-callbacks
+ * and links its waiters (they belong to tasks of the same loop), and only
+ * it cancels those tasks (coil/task.h), so neither f's lock nor the
+ * waiters' compare-and-swap claims are needed. Plain futures may be
+ * resolved from any thread and keep their lock.
+ */
+static inline bool task_solo(const coil_future_t *f)
+{
+	coil_loop_t *loop = f->loop;
+	return f->is_task && loop == coil__running_loop && loop->alone;
+}
+
 static inline __attribute__((always_inline)) bool
 finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 	  char *msg)
@@ -287,7 +306,7 @@ finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg)
 {
-	if (!coil__mt())
+	if (!coil__mt() || task_solo(f))
 		return finish_st(f, state, code, result, dtor, msg);
 	coil__spin_lock(&f->lock);
 	if (atomic_load_explicit(&f->state, memory_order_relaxed) != COIL__F_PENDING) {
@@ -539,10 +558,12 @@ int coil_await(coil_future_t *f, void **result)
 		return -EXDEV; /* another runtime's future (asyncio: a
 				* future attached to a different loop) */
 	if (fstate(f) == COIL__F_PENDING) {
-		if (coil__mt())
+		if (coil__mt() && !task_solo(f))
 			return await_mt(f, t, result);
-		/* One thread: a tail wait (core.h); the future's finish stores
-		 * the result and hands over what the await returns. */
+		/* One thread, or a task's future on a loop whose tasks all run
+		 * on this one (task_solo): a tail wait (core.h); the future's
+		 * finish stores the result and hands over what the await
+		 * returns. */
 		struct fwaiter *fw = coil__coro_wait_slot(c);
 		coil__waiter_init(&fw->w, t, waiter_unlink, f);
 		fw->w.what = "future";

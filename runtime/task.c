@@ -341,9 +341,16 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	coil__list_del(&b->all);
 	size_t left = --home->ntasks;
 	coil__unlock(&home->tasks_lock);
-	coil__lock(&t->clock);
-	t->body = NULL;
-	coil__unlock(&t->clock);
+	/* A loop alone (core.h) is the only one to touch its tasks'
+	 * cancellation state: coil_task_cancel and task listings are for the
+	 * task's worker (coil/task.h, coil/debug.h). */
+	if (home == loop && home->alone) {
+		t->body = NULL;
+	} else {
+		coil__lock(&t->clock);
+		t->body = NULL;
+		coil__unlock(&t->clock);
+	}
 	coil__task_free_body(loop, b);
 	coil__future_finish(&t->fut, state, ret, result, dtor, msg);
 	if (!left && home->rt)
