@@ -188,9 +188,8 @@ static int tls_inherit(coil__task_body_t *b)
 	return 0;
 }
 
-int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
-			      coil_fn fn, void *arg,
-			      const coil_spawn_opts_t *opts)
+int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *arg,
+		      const coil_spawn_opts_t *opts, bool shared)
 {
 	if (!loop || !fn)
 		return -EINVAL;
@@ -214,8 +213,10 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 			coil__task_free_body(NULL, b);
 		return -ENOMEM;
 	}
-	b->coro.stack = NULL;
-	b->coro.name = NULL;
+	/* First: what an early failure below frees must be set. */
+	size_t ss = opts && opts->stack_size ? opts->stack_size : loop->stack_size;
+	coil__coro_init(&b->coro, fn, arg, ss, opts ? opts->result_dtor : NULL,
+			COIL__CORO_F_TASK | COIL__CORO_F_EMBEDDED);
 	b->cancel_msg = NULL;
 	b->errmsg = NULL;
 	t->name = NULL;
@@ -236,9 +237,6 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	t->body = b;
 	atomic_init(&t->cancel_requests, 0);
 	atomic_init(&t->clock.v, 0);
-	size_t ss = opts && opts->stack_size ? opts->stack_size : loop->stack_size;
-	coil__coro_init(&b->coro, fn, arg, ss, opts ? opts->result_dtor : NULL,
-			COIL__CORO_F_TASK | COIL__CORO_F_EMBEDDED);
 	b->coro.task = t;
 	b->coro.ret_ctx = &loop->sched;
 	b->task = t;
@@ -252,6 +250,7 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 	atomic_init(&b->must_cancel, false);
 	b->cancel_woken = false;
 	b->started = false;
+	b->shared_handle = shared || me != loop;
 	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
 	coil__lock(&loop->tasks_lock);
@@ -262,6 +261,13 @@ int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 		*out = t;
 	coil__task_enqueue_new(loop, b);
 	return 0;
+}
+
+int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
+			      coil_fn fn, void *arg,
+			      const coil_spawn_opts_t *opts)
+{
+	return coil__task_create(loop, out, fn, arg, opts, false);
 }
 
 int coil_loop_create_task(coil_loop_t *loop, coil_task_t **out, coil_fn fn,
@@ -343,8 +349,12 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	coil__unlock(&home->tasks_lock);
 	/* A loop alone (core.h) is the only one to touch its tasks'
 	 * cancellation state: coil_task_cancel and task listings are for the
-	 * task's worker (coil/task.h, coil/debug.h). */
-	if (home == loop && home->alone) {
+	 * task's worker (coil/task.h, coil/debug.h). It is also the only
+	 * holder of references to the handle of a task spawned there with
+	 * coil_spawn. */
+	bool solo = home == loop && home->alone;
+	bool plain_ref = solo && !b->shared_handle;
+	if (solo) {
 		t->body = NULL;
 	} else {
 		coil__lock(&t->clock);
@@ -355,7 +365,12 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	coil__future_finish(&t->fut, state, ret, result, dtor, msg);
 	if (!left && home->rt)
 		coil__runtime_tasks_gone(home->rt);
-	coil_future_release(&t->fut);
+	/* The loop's reference; the spawner's, if it kept one, stays. */
+	uint32_t refs = atomic_load_explicit(&t->fut.refs, memory_order_relaxed);
+	if (plain_ref && refs > 1)
+		atomic_store_explicit(&t->fut.refs, refs - 1, memory_order_relaxed);
+	else
+		coil_future_release(&t->fut);
 }
 
 bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)

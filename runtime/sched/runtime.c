@@ -696,7 +696,7 @@ int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out, coil_fn fn,
 	/* On a worker: spawn there (its deque is where thieves look). From
 	 * elsewhere: listed on worker 0, queued on the injection queue. */
 	coil_loop_t *loop = me && me->rt == rt ? me : rt->loops[0];
-	return coil_task_factory_default(loop, out, fn, arg, opts);
+	return coil__task_create(loop, out, fn, arg, opts, true);
 }
 
 /* The most handles (and bodies) the pool for outside spawners keeps. */
