@@ -457,8 +457,10 @@ struct coil_loop {
 	coil__objcache_t future_cache;  /* plain futures */
 	coil__objcache_t handle_cache;  /* call_soon / timer handles */
 	coil__objcache_t donecb_cache;  /* done-callbacks */
-	coil__stack_t *spare_stack; /* the last ended task's stack, for the next */
-	size_t spare_request;     /* the size it was asked for */
+	coil__stack_t *spare_stack; /* ended tasks' stacks for the next ones
+				     * (a list through their next links) */
+	size_t spare_request;     /* the size they were asked for */
+	unsigned nspare;          /* stacks in spare_stack */
 	char *name;
 	pthread_t thread;         /* the thread running it */
 	pid_t ring_tid;           /* the ring's submitter thread (kernel id) */
@@ -826,6 +828,11 @@ static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool i
  * nothing). Any thread. */
 bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg);
+/* The same for a task's future on the thread of its loop, when that loop
+ * runs all of its tasks there (a standalone loop, a one-worker runtime):
+ * without the future's lock (runtime/future.c, task_solo). */
+bool coil__future_finish_solo(coil_future_t *f, int state, int code, void *result,
+			      coil_dtor dtor, char *msg);
 void coil__donecb_run(coil__donecb_t *d);
 
 /*

@@ -270,10 +270,10 @@ wake_awaiter(coil_future_t *f, coil__waiter_t *w, int state, int code, void *res
  * waiters' compare-and-swap claims are needed. Plain futures may be
  * resolved from any thread and keep their lock.
  */
-static inline bool task_solo(const coil_future_t *f)
+static inline bool task_solo(const coil_future_t *f, const coil_loop_t *me)
 {
 	coil_loop_t *loop = f->loop;
-	return f->is_task && loop == coil__running_loop && loop->alone;
+	return f->is_task && loop == me && loop->alone;
 }
 
 static inline __attribute__((always_inline)) bool
@@ -306,7 +306,7 @@ finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			 coil_dtor dtor, char *msg)
 {
-	if (!coil__mt() || task_solo(f))
+	if (!coil__mt() || task_solo(f, coil__running_loop))
 		return finish_st(f, state, code, result, dtor, msg);
 	coil__spin_lock(&f->lock);
 	if (atomic_load_explicit(&f->state, memory_order_relaxed) != COIL__F_PENDING) {
@@ -348,6 +348,12 @@ bool coil__future_finish(coil_future_t *f, int state, int code, void *result,
 			schedule_donecb(f, coil__container_of(n, coil__donecb_t, cb));
 	}
 	return true;
+}
+
+bool coil__future_finish_solo(coil_future_t *f, int state, int code, void *result,
+			      coil_dtor dtor, char *msg)
+{
+	return finish_st(f, state, code, result, dtor, msg);
 }
 
 /*
@@ -558,7 +564,7 @@ int coil_await(coil_future_t *f, void **result)
 		return -EXDEV; /* another runtime's future (asyncio: a
 				* future attached to a different loop) */
 	if (fstate(f) == COIL__F_PENDING) {
-		if (coil__mt() && !task_solo(f))
+		if (coil__mt() && !task_solo(f, me))
 			return await_mt(f, t, result);
 		/* One thread, or a task's future on a loop whose tasks all run
 		 * on this one (task_solo): a tail wait (core.h); the future's

@@ -116,13 +116,25 @@ static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t *
 		*b = coil__malloc(sizeof(coil__task_body_t));
 }
 
+/* Stacks of one size a loop keeps from ended tasks for the next ones to
+ * start: a few, so that a chain of tasks ending in a row (a tree of
+ * awaits unwinding) leaves a stack for each of the next tasks started
+ * without going through the stack pool, and so that a burst of endings
+ * still gives its stacks back to the pool, which trims what stays idle. */
+#define SPARE_STACKS 8
+
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 {
-	/* Keep one ended task's stack at hand for the next task that starts:
-	 * spawn-and-finish loops then never reach the stack pool. */
-	if (b->coro.stack && loop && !loop->closed && !loop->spare_stack) {
-		loop->spare_request = coil__coro_stack_request(&b->coro);
-		loop->spare_stack = coil__coro_take_stack(&b->coro);
+	if (b->coro.stack && loop && !loop->closed && loop->nspare < SPARE_STACKS) {
+		size_t req = coil__coro_stack_request(&b->coro);
+		if (!loop->nspare)
+			loop->spare_request = req;
+		if (req == loop->spare_request) {
+			coil__stack_t *s = coil__coro_take_stack(&b->coro);
+			s->next = loop->spare_stack;
+			loop->spare_stack = s;
+			loop->nspare++;
+		}
 	}
 	coil__coro_fini(&b->coro);
 	coil__strfree(b->cancel_msg);
@@ -156,8 +168,13 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
  */
 void coil__task_pools_free(coil_loop_t *loop)
 {
-	coil__stack_free(loop->spare_stack);
-	loop->spare_stack = NULL;
+	while (loop->spare_stack) {
+		coil__stack_t *s = loop->spare_stack;
+		loop->spare_stack = s->next;
+		s->next = NULL;
+		coil__stack_free(s);
+	}
+	loop->nspare = 0;
 	while (loop->free_bodies) {
 		coil__task_body_t *b = loop->free_bodies;
 		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
@@ -362,7 +379,10 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		coil__unlock(&t->clock);
 	}
 	coil__task_free_body(loop, b);
-	coil__future_finish(&t->fut, state, ret, result, dtor, msg);
+	if (solo)
+		coil__future_finish_solo(&t->fut, state, ret, result, dtor, msg);
+	else
+		coil__future_finish(&t->fut, state, ret, result, dtor, msg);
 	if (!left && home->rt)
 		coil__runtime_tasks_gone(home->rt);
 	/* The loop's reference; the spawner's, if it kept one, stays. */
@@ -384,11 +404,13 @@ bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 		task_finish(loop, t, -ECANCELED);
 		return false;
 	}
-	coil__stack_t *spare = NULL;
-	if (loop->spare_stack &&
-	    loop->spare_request == coil__coro_stack_request(&b->coro)) {
-		spare = loop->spare_stack;
-		loop->spare_stack = NULL;
+	coil__stack_t *spare = loop->spare_stack;
+	if (spare && loop->spare_request == coil__coro_stack_request(&b->coro)) {
+		loop->spare_stack = spare->next;
+		loop->nspare--;
+		spare->next = NULL;
+	} else {
+		spare = NULL;
 	}
 	int rc = coil__coro_prepare(&b->coro, spare);
 	if (rc) {
