@@ -253,14 +253,6 @@ wake_awaiter(coil_future_t *f, coil__waiter_t *w, int state, int code, void *res
 }
 
 /*
- * coil__future_finish while coil__mt() is false, or for a task's future on
- * a loop whose tasks all run on this thread (task_solo): only this thread
- * touches f and its waiters (a waiter's claim and its task's run state are
- * changed by others only after they won a claim of a waiter of their own),
- * so each is woken (queued, nothing runs) as the list is walked, in the
- * same order as the two passes below.
- */
-/*
  * Whether f is a task's future on a loop all of whose tasks run on the
  * calling thread (a loop alone: standalone, or the only worker of a
  * runtime). Only
@@ -276,6 +268,14 @@ static inline bool task_solo(const coil_future_t *f, const coil_loop_t *me)
 	return f->is_task && loop == me && loop->alone;
 }
 
+/*
+ * coil__future_finish while coil__mt() is false, or for a task's future on
+ * a loop whose tasks all run on this thread (task_solo): only this thread
+ * touches f and its waiters (a waiter's claim and its task's run state are
+ * changed by others only after they won a claim of a waiter of their own),
+ * so each is woken (queued, nothing runs) as the list is walked, in the
+ * same order as the two passes below.
+ */
 static inline __attribute__((always_inline)) bool
 finish_st(coil_future_t *f, int state, int code, void *result, coil_dtor dtor,
 	  char *msg)
