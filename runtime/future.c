@@ -253,14 +253,13 @@ wake_awaiter(coil_future_t *f, coil__waiter_t *w, int state, int code, void *res
 }
 
 /*
- * Whether f is a task's future on a loop all of whose tasks run on the
- * calling thread (a loop alone: standalone, or the only worker of a
- * runtime). Only
- * that thread finishes such a future, adds and removes its done-callbacks
- * and links its waiters (they belong to tasks of the same loop), and only
- * it cancels those tasks (coil/task.h), so neither f's lock nor the
- * waiters' compare-and-swap claims are needed. Plain futures may be
- * resolved from any thread and keep their lock.
+ * Whether f is a task's future on the calling thread's loop, and that loop
+ * is alone (core.h: standalone, or the only worker of a runtime). Only that
+ * thread finishes such a future, adds and removes its done-callbacks and
+ * links its waiters (they belong to tasks of the same loop), and only it
+ * cancels those tasks (coil/task.h), so neither f's lock nor the waiters'
+ * compare-and-swap claims are needed. Plain futures may be resolved from
+ * any thread and keep their lock.
  */
 static inline bool task_solo(const coil_future_t *f, const coil_loop_t *me)
 {
