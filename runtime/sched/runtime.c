@@ -423,7 +423,11 @@ static void idle_remove(coil_loop_t *loop)
 bool coil__sched_park_begin(coil_loop_t *loop)
 {
 	coil_runtime_t *rt = loop->rt;
-	int64_t until = coil__clock_ns() + SPIN_NS;
+	/* The spin is for work other workers make, which would otherwise
+	 * cost them a wake-up. A worker that is alone has none to wait for:
+	 * its ring's wait catches its completions as fast, and a spin would
+	 * only burn CPU an I/O-bound server pays per request (W6). */
+	int64_t until = coil__clock_ns() + (loop->alone ? 0 : SPIN_NS);
 	for (unsigned i = 1;; i++) {
 		/* A completion of this worker's ring is work too: with
 		 * DEFER_TASKRUN it only shows through the SQ flags until the
