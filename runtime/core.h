@@ -939,18 +939,17 @@ int coil__task_suspend_mt(coil__waiter_t *w);
 /* A cancellation pending at suspension: withdraws w and returns
  * -ECANCELED if nobody claimed it yet, else 0 (it is woken normally). */
 int coil__task_suspend_cancelled(coil__waiter_t *w);
-/* As coil__task_suspend_x, given w's task's body b and the running
- * coroutine c (coil__cur). */
+/* The start of a wait on one thread (or on a loop that is alone), for w's
+ * task's body b and the running coroutine c (coil__cur): nothing can cancel
+ * the task between coil__suspend_check and here but this thread, through
+ * the same flag, and the task's cancellation lock is not needed. Returns 0
+ * (the task is marked suspended on w; switch out next) or the error the
+ * await returns. b->resume is set before the waiter is published: whoever
+ * claims it may look at the task's coroutines (a force-close at
+ * shutdown). */
 static inline __attribute__((always_inline)) int
-coil__task_suspend_in(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c, bool mt)
+coil__task_wait_begin(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 {
-	if (mt)
-		return coil__task_suspend_mt(w);
-	/* One thread: nothing can cancel the task between
-	 * coil__suspend_check and here but this thread, through the same
-	 * flag, and the task's cancellation lock is not needed. b->resume
-	 * is set before the waiter is published: whoever claims it may look
-	 * at the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
 	if (__builtin_expect(atomic_load_explicit(&b->must_cancel, memory_order_relaxed), 0)) {
 		int rc = coil__task_suspend_cancelled(w);
@@ -960,6 +959,19 @@ coil__task_suspend_in(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c, b
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
 	b->waiting = w;
+	return 0;
+}
+
+/* As coil__task_suspend_x, given w's task's body b and the running
+ * coroutine c (coil__cur). */
+static inline __attribute__((always_inline)) int
+coil__task_suspend_in(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c, bool mt)
+{
+	if (mt)
+		return coil__task_suspend_mt(w);
+	int rc = coil__task_wait_begin(w, b, c);
+	if (rc)
+		return rc;
 	/* The running task's worker is the running loop. */
 	coil__task_switch_out(b->worker, c, b, false);
 	b->waiting = NULL;
@@ -998,15 +1010,9 @@ static inline void *coil__coro_wait_slot(coil_coro_t *c)
 static inline __attribute__((always_inline)) int
 coil__task_wait_tail(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 {
-	b->resume = c;
-	if (__builtin_expect(atomic_load_explicit(&b->must_cancel, memory_order_relaxed), 0)) {
-		int rc = coil__task_suspend_cancelled(w);
-		if (rc)
-			return rc;
-	}
-	c->state = COIL_CORO_SUSPENDED;
-	c->awaiting = true;
-	b->waiting = w;
+	int rc = coil__task_wait_begin(w, b, c);
+	if (rc)
+		return rc;
 	b->tail = true;
 	coil_loop_t *loop = b->worker;
 	coil__task_body_t *n;

@@ -447,9 +447,6 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	coil_coro_t *c = coil__cur;
 	coil_task_t *t = c->task;
 	coil__task_body_t *b = t->body;
-	/* Set before the waiter is published: whoever claims it may look at
-	 * the task's coroutines (a force-close at shutdown). */
-	b->resume = c;
 	coil_loop_t *loop = coil__running_loop;
 	if (loop->alone) {
 		/* Only the loop's thread runs its tasks, and cancels them
@@ -457,20 +454,12 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 		 * reads b->waiting while it changes: no cancellation lock.
 		 * It also makes every wake-up of its tasks (a future that a
 		 * plain thread resolves is posted to it: future.c, foreign),
-		 * so the run state moves as on one thread. */
-		if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
-			int rc = coil__task_suspend_cancelled(w);
-			if (rc)
-				return rc;
-		}
-		c->state = COIL_CORO_SUSPENDED;
-		c->awaiting = true;
-		b->waiting = w;
-		coil__task_switch_out(loop, c, b, false);
-		b->waiting = NULL;
-		b->cancel_woken = false;
-		return w->result;
+		 * so the wait is the one-thread one. */
+		return coil__task_suspend_in(w, b, c, false);
 	}
+	/* Set before the waiter is published: whoever claims it may look at
+	 * the task's coroutines (a force-close at shutdown). */
+	b->resume = c;
 	coil__spin_lock(&t->clock);
 	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed) &&
 	    coil__waiter_claim(w)) {
