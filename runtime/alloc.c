@@ -21,6 +21,11 @@ char *coil__strdup(const char *s)
 	return p;
 }
 
+void coil__objcache_free(coil__objcache_t *c, void *p)
+{
+	coil__free(p, c->size);
+}
+
 
 #ifdef COIL_USE_JEMALLOC
 #include <sys/mman.h>

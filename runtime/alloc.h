@@ -98,15 +98,18 @@ static inline void *coil__objcache_get(coil__objcache_t *c)
 	return coil__malloc(c->size);
 }
 
+/* The rare end of coil__objcache_put, out of line so that callers' fast
+ * paths need no frame for the call. */
+void coil__objcache_free(coil__objcache_t *c, void *p);
 static inline void coil__objcache_put(coil__objcache_t *c, void *p)
 {
-	if (c->n < c->max) {
+	if (__builtin_expect(c->n < c->max, 1)) {
 		*(void **)p = c->head;
 		c->head = p;
 		c->n++;
 		return;
 	}
-	coil__free(p, c->size);
+	coil__objcache_free(c, p);
 }
 
 /* Frees every cached object. */

@@ -800,6 +800,34 @@ static inline void coil__loop_unref(coil_loop_t *loop)
 	coil__loop_unref_slow(loop);
 }
 
+/* coil__loop_ref and coil__loop_unref of the running loop `me`, on its
+ * thread, when it is a runtime's worker or coil__mt() is false (both
+ * counts are then plain), and, for the unref, while it is open (its owner's
+ * reference keeps the count above 0). */
+static inline __attribute__((always_inline)) void coil__loop_ref_own(coil_loop_t *me)
+{
+	if (me->rt)
+		atomic_store_explicit(&me->live,
+				      atomic_load_explicit(&me->live, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	else
+		atomic_store_explicit(&me->refs,
+				      atomic_load_explicit(&me->refs, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) void coil__loop_unref_own(coil_loop_t *me)
+{
+	if (me->rt)
+		atomic_store_explicit(&me->live,
+				      atomic_load_explicit(&me->live, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
+	else
+		atomic_store_explicit(&me->refs,
+				      atomic_load_explicit(&me->refs, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
+}
+
 /*
  * As coil_loop_call_soon_threadsafe, but if the loop is closed before cb has
  * run, dropped(arg) (if not NULL) runs instead, once, on the thread closing
@@ -808,7 +836,9 @@ static inline void coil__loop_unref(coil_loop_t *loop)
 int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 				       coil_cb dropped, void *arg);
 
-static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task)
+/* A future's fields, as made (without its loop's reference). */
+static inline __attribute__((always_inline)) void
+coil__future_init_fields(coil_future_t *f, coil_loop_t *loop, bool is_task)
 {
 	atomic_init(&f->refs, 1);
 	atomic_init(&f->lock.v, 0);
@@ -821,6 +851,11 @@ static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool i
 	f->dtor = NULL;
 	f->msg = NULL;
 	coil__list_init(&f->cbs);
+}
+
+static inline void coil__future_init(coil_future_t *f, coil_loop_t *loop, bool is_task)
+{
+	coil__future_init_fields(f, loop, is_task);
 	coil__loop_ref(loop);
 }
 
@@ -1005,6 +1040,28 @@ static inline void *coil__coro_wait_slot(coil_coro_t *c)
 	return (char *)c->ctx.stack_lo + c->ctx.stack_size - COIL__WAIT_SLOT;
 }
 
+/* The rest of a tail wait (below) once the task is marked suspended: with
+ * a hand-off to the next ready task where the loop allows it and the task
+ * was not woken meanwhile (a task woken while switching out goes through
+ * the loop, which queues it again: coil__task_switched_out), else into the
+ * loop. */
+static inline __attribute__((always_inline)) int
+coil__task_wait_switch(coil__task_body_t *b, coil_coro_t *c)
+{
+	b->tail = true;
+	coil_loop_t *loop = b->worker;
+	coil__task_body_t *n;
+	if (loop->handoff &&
+	    atomic_load_explicit(&b->rstate, memory_order_relaxed) == COIL__TS_RUNNING &&
+	    (n = coil__handoff_next(loop))) {
+		atomic_store_explicit(&b->rstate, COIL__TS_WAITING, memory_order_relaxed);
+		intptr_t arg;
+		coil_coro_t *nc = coil__task_step_begin(loop, n, &arg);
+		return coil__ctx_jump(&c->ctx, &nc->ctx, arg, false);
+	}
+	return coil__ctx_jump(&c->ctx, &loop->sched, 0, false);
+}
+
 /* As coil__task_suspend_in on one thread, as a tail wait (above): w sits
  * in c's wait slot, b is its task's body, c the running coroutine. */
 static inline __attribute__((always_inline)) int
@@ -1013,19 +1070,20 @@ coil__task_wait_tail(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 	int rc = coil__task_wait_begin(w, b, c);
 	if (rc)
 		return rc;
-	b->tail = true;
-	coil_loop_t *loop = b->worker;
-	coil__task_body_t *n;
-	if (loop->handoff && (n = coil__handoff_next(loop))) {
-		if (atomic_load_explicit(&b->rstate, memory_order_relaxed) == COIL__TS_RUNNING)
-			atomic_store_explicit(&b->rstate, COIL__TS_WAITING, memory_order_relaxed);
-		else
-			coil__task_switched_out(loop, b);
-		intptr_t arg;
-		coil_coro_t *nc = coil__task_step_begin(loop, n, &arg);
-		return coil__ctx_jump(&c->ctx, &nc->ctx, arg, false);
-	}
-	return coil__ctx_jump(&c->ctx, &loop->sched, 0, false);
+	return coil__task_wait_switch(b, c);
+}
+
+/* As coil__task_wait_tail, for a caller that has just seen no cancellation
+ * pending (b->must_cancel) on this thread, with nothing run since: on one
+ * thread nothing else could have set it. */
+static inline __attribute__((always_inline)) int
+coil__task_wait_tail_checked(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
+{
+	b->resume = c;
+	c->state = COIL_CORO_SUSPENDED;
+	c->awaiting = true;
+	b->waiting = w;
+	return coil__task_wait_switch(b, c);
 }
 
 /*

@@ -14,7 +14,7 @@
 #include "alloc.h"
 #include "core.h"
 
-int coil_future_create(coil_future_t **out, coil_loop_t *loop)
+static __attribute__((noinline)) int create_slow(coil_future_t **out, coil_loop_t *loop)
 {
 	if (!out)
 		return -EINVAL;
@@ -33,6 +33,27 @@ int coil_future_create(coil_future_t **out, coil_loop_t *loop)
 	coil__future_init(f, loop, false);
 	*out = f;
 	return 0;
+}
+
+int coil_future_create(coil_future_t **out, coil_loop_t *loop)
+{
+	/* The common case, without a call: a future of the running loop from
+	 * its cache, counted in the loop's own count (coil__loop_ref: a
+	 * worker's `live`, or a standalone loop's refs while one thread runs
+	 * everything). */
+	coil_loop_t *me = coil__running_loop;
+	if (__builtin_expect(out && me && (!loop || loop == me), 1)) {
+		coil_future_t *f = me->future_cache.head;
+		if (f && !me->closed && (me->rt || !coil__mt())) {
+			me->future_cache.head = *(void **)f;
+			me->future_cache.n--;
+			coil__future_init_fields(f, me, false);
+			coil__loop_ref_own(me);
+			*out = f;
+			return 0;
+		}
+	}
+	return create_slow(out, loop);
 }
 
 coil_future_t *coil_future_ref(coil_future_t *f)
@@ -100,30 +121,31 @@ void coil_future_release(coil_future_t *f)
 {
 	if (!f)
 		return;
-	if (coil__mt()) {
-		/* A count of 1 is ours alone: nobody else holds a reference
-		 * to take another one from, so the last release needs no
-		 * atomic read-modify-write (the acquire pairs with the other
-		 * holders' releasing decrements). */
-		if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
-		    atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+	/* A count of 1 is ours alone: nobody else holds a reference to take
+	 * another one from, so the last release needs no atomic
+	 * read-modify-write (the acquire pairs with the other holders'
+	 * releasing decrements). */
+	uint32_t r = atomic_load_explicit(&f->refs, memory_order_acquire);
+	if (r != 1) {
+		if (!coil__mt()) {
+			atomic_store_explicit(&f->refs, r - 1, memory_order_relaxed);
 			return;
-		release_last(f);
-		return;
+		}
+		if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+			return;
 	}
-	uint32_t r = atomic_load_explicit(&f->refs, memory_order_relaxed) - 1;
-	atomic_store_explicit(&f->refs, r, memory_order_relaxed);
-	if (r)
-		return;
-	/* The common end of a one-shot future on a standalone loop, released
-	 * on its loop: a plain result without a destructor and nothing left
-	 * in its list goes straight back to the loop's cache. */
+	/* The common end of a one-shot future, released on its loop: a
+	 * plain result without a destructor and nothing left in its list
+	 * goes straight back to the loop's cache, uncounted from the loop's
+	 * own count (coil__loop_unref; an open loop keeps its owner's
+	 * reference, so that count does not reach 0 here). */
 	coil_loop_t *loop = f->loop;
-	if (loop == coil__running_loop && !loop->rt && !loop->closed && !f->is_task &&
+	if (loop == coil__running_loop && !f->is_task &&
 	    atomic_load_explicit(&f->state, memory_order_relaxed) == COIL__F_RESULT &&
-	    !f->dtor && coil__list_empty(&f->cbs)) {
+	    !f->dtor && coil__list_empty(&f->cbs) && !loop->closed &&
+	    (loop->rt || !coil__mt())) {
+		coil__loop_unref_own(loop);
 		coil__objcache_put(&loop->future_cache, f);
-		coil__loop_unref(loop);
 		return;
 	}
 	release_last(f);
@@ -420,7 +442,8 @@ static int post_finish(coil_future_t *f, int state, int code, void *value,
 	return rc;
 }
 
-int coil_future_set_result(coil_future_t *f, void *value, coil_dtor dtor)
+static __attribute__((noinline)) int set_result_slow(coil_future_t *f, void *value,
+							coil_dtor dtor)
 {
 	if (fstate(f) != COIL__F_PENDING || f->is_task)
 		return COIL_EINVALSTATE;
@@ -432,6 +455,48 @@ int coil_future_set_result(coil_future_t *f, void *value, coil_dtor dtor)
 		return post_finish(f, COIL__F_RESULT, 0, value, dtor, NULL);
 	return coil__future_finish(f, COIL__F_RESULT, 0, value, dtor, NULL)
 		       ? 0 : COIL_EINVALSTATE;
+}
+
+int coil_future_set_result(coil_future_t *f, void *value, coil_dtor dtor)
+{
+	/* The common cases without a call (set_result_slow does the rest):
+	 * on the future's own loop while one thread runs everything, with
+	 * nobody waiting, or with one awaiter, a task of this loop that is
+	 * suspended: finish_st and wake_awaiter for that one waiter, which
+	 * queues it on the loop's ready FIFO (coil__task_enqueue). */
+	coil_loop_t *loop = f->loop;
+	if (__builtin_expect(loop == coil__running_loop && !coil__mt() &&
+			     atomic_load_explicit(&f->state, memory_order_relaxed) ==
+				     COIL__F_PENDING && !f->is_task, 1)) {
+		coil__list_t *p = f->cbs.next;
+		if (p == &f->cbs) {
+			store_outcome(f, COIL__F_RESULT, 0, value, dtor, NULL);
+			return 0;
+		}
+		coil__cbnode_t *n = coil__container_of(p, coil__cbnode_t, link);
+		if (p->next == &f->cbs && n->kind == COIL__CB_WAITER) {
+			coil__waiter_t *w = coil__container_of(n, coil__waiter_t, cb);
+			coil__task_body_t *b = w->task->body;
+			if (!atomic_load_explicit(&w->claimed, memory_order_relaxed) &&
+			    atomic_load_explicit(&b->rstate, memory_order_relaxed) ==
+				    COIL__TS_WAITING &&
+			    b->worker == loop && !loop->multi) {
+				store_outcome(f, COIL__F_RESULT, 0, value, dtor, NULL);
+				coil__list_init(&f->cbs);
+				coil__list_init(p);
+				struct fwaiter *fw = coil__container_of(w, struct fwaiter, w);
+				if (fw->dst)
+					*fw->dst = value;
+				atomic_store_explicit(&w->claimed, 1, memory_order_relaxed);
+				w->result = 0;
+				atomic_store_explicit(&b->rstate, COIL__TS_QUEUED,
+						      memory_order_relaxed);
+				coil__loop_push_ready(loop, &b->run);
+				return 0;
+			}
+		}
+	}
+	return set_result_slow(f, value, dtor);
 }
 
 int coil_future_set_exception(coil_future_t *f, int err, const char *msg)
@@ -547,7 +612,7 @@ static __attribute__((noinline)) int await_mt(coil_future_t *f, coil_task_t *t, 
 	return outcome(f, result);
 }
 
-int coil_await(coil_future_t *f, void **result)
+static __attribute__((noinline)) int await_slow(coil_future_t *f, void **result)
 {
 	if (!f)
 		return -EINVAL;
@@ -578,4 +643,29 @@ int coil_await(coil_future_t *f, void **result)
 		return coil__task_wait_tail(&fw->w, b, c);
 	}
 	return outcome(f, result);
+}
+
+int coil_await(coil_future_t *f, void **result)
+{
+	/* The common case without a call (await_slow does the rest and the
+	 * checks): a pending future of the running loop awaited by a task
+	 * that may wait (coil__suspend_check's fast case) while one thread
+	 * runs everything. */
+	coil_coro_t *c = coil__cur;
+	coil_task_t *t;
+	if (__builtin_expect(f && c && (t = c->task) && t != (coil_task_t *)f && !c->closing &&
+			     f->loop == coil__running_loop && !coil__mt() &&
+			     atomic_load_explicit(&f->state, memory_order_relaxed) ==
+				     COIL__F_PENDING, 1)) {
+		coil__task_body_t *b = t->body;
+		if (!atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
+			struct fwaiter *fw = coil__coro_wait_slot(c);
+			coil__waiter_init(&fw->w, t, waiter_unlink, f);
+			fw->w.what = "future";
+			fw->dst = result;
+			coil__list_push(&f->cbs, &fw->w.cb.link);
+			return coil__task_wait_tail_checked(&fw->w, b, c);
+		}
+	}
+	return await_slow(f, result);
 }
