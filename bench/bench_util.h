@@ -101,8 +101,13 @@ static inline coil_runtime_t *bench_runtime_new(unsigned workers, size_t stack)
 	return rt;
 }
 
+/* Before a benchmark's runtime is shut down: with COIL_BENCH_METRICS set
+ * in the environment, its workers' counters go to stderr
+ * (coil_runtime_dump_metrics), to see where a run's time went. */
 static inline void bench_runtime_shutdown(coil_runtime_t *rt)
 {
+	if (getenv("COIL_BENCH_METRICS"))
+		coil_runtime_dump_metrics(rt, stderr);
 	int rc = coil_runtime_shutdown(rt, 5 * COIL_NSEC_PER_SEC);
 	if (rc)
 		CHECK_FAIL("coil_runtime_shutdown: %s", coil_strerror(rc));
