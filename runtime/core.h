@@ -381,6 +381,8 @@ typedef struct coil__task_body {
 	bool shared_handle;       /* the handle may be released off the task's
 				   * loop (coil_runtime_spawn's, or a spawn
 				   * from another thread) */
+	_Atomic bool ended;       /* ended on another worker, not yet out of
+				   * its home loop's `tasks` (listings skip it) */
 	coil__tls_t *tls;         /* task-local storage, ntls entries */
 	coil__list_t all;         /* the loop's list of live tasks */
 	char *cancel_msg;
@@ -502,6 +504,19 @@ struct coil_loop {
 	struct coil__task_body *rbodies;
 	size_t nrbodies;
 	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
+	/* Bodies of this loop's tasks that ended on another worker, still
+	 * linked in `tasks` and holding their handle's loop reference: pushed
+	 * by those workers (a stack through run.node.next), unlinked by the
+	 * next holder of tasks_lock (coil__loop_tasks_sync), so that ending
+	 * a task that migrated never takes its home loop's lock. */
+	_Alignas(64) _Atomic(struct coil__task_body *) ended_elsewhere;
+	/* The finisher's side: bodies of tasks of loop ended_home that ended
+	 * here, not yet pushed to its ended_elsewhere (owner only; pushed
+	 * in one step per COIL__TICK of them, for another home, and at
+	 * every round of the worker's loop: coil__loop_ended_flush). */
+	_Alignas(64) struct coil__task_body *ended_head, *ended_tail;
+	coil_loop_t *ended_home;
+	unsigned ended_n;
 	/* Multi-worker scheduling (multi): the owner's side. */
 	coil__task_body_t *lifo;  /* the task just woken by a running task */
 	unsigned lifo_run;        /* LIFO-slot steps in a row */
@@ -1210,6 +1225,18 @@ void coil__waiter_timer_done(coil__waiter_t *w);
 void coil__task_pin_cur(void);
 void coil__task_unpin_cur(void);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
+/* With loop->tasks_lock held (any thread): takes the bodies of loop's tasks
+ * that ended on other workers out of loop->tasks and returns them (a list
+ * through run.node.next) for coil__loop_tasks_done, called once the lock
+ * is dropped, which drops their handles' loop references and recycles
+ * them. */
+coil__task_body_t *coil__loop_tasks_sync(coil_loop_t *loop);
+/* On a worker's thread: pushes the bodies of other loops' tasks that ended
+ * here to their home (see coil_loop_t.ended_head). */
+void coil__loop_ended_flush(coil_loop_t *loop);
+/* none_left: loop->ntasks was 0 after the sync (then a runtime waiting for
+ * its tasks to end is told). */
+void coil__loop_tasks_done(coil_loop_t *loop, coil__task_body_t *ended, bool none_left);
 /* Hands a worker's batch of spare handles and bodies to its runtime's
  * pool for outside spawners (sched/runtime.c). */
 void coil__runtime_pool_give(coil_loop_t *loop);

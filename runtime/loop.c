@@ -688,6 +688,7 @@ static bool worker_should_leave(coil_loop_t *loop)
 void coil__worker_loop(coil_loop_t *loop)
 {
 	while (!worker_should_leave(loop)) {
+		coil__loop_ended_flush(loop);
 		drain_inbox(loop);
 		if (coil__ring_inflight(loop->ring))
 			loop_wait(loop, 0);
@@ -712,8 +713,10 @@ void coil__worker_loop(coil_loop_t *loop)
 		while (steps < COIL__TICK && (r = coil__sched_next(loop))) {
 			run_runnable(loop, r);
 			steps++;
-			if (worker_should_leave(loop))
+			if (worker_should_leave(loop)) {
+				coil__loop_ended_flush(loop);
 				return;
+			}
 		}
 		/* What ran from the ready FIFO (pinned tasks, woken by their
 		 * I/O) counts too: it may have queued SQEs, which the next
@@ -728,6 +731,7 @@ void coil__worker_loop(coil_loop_t *loop)
 			coil__sched_park_end(loop);
 		}
 	}
+	coil__loop_ended_flush(loop);
 }
 
 int coil__loop_enter(coil_loop_t *loop)
@@ -837,13 +841,17 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 	/* Collected first, each with a reference: the list lock must not be
 	 * held across a cancel. */
 	coil__lock(&loop->tasks_lock);
+	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
 	size_t n = 0, cap = loop->ntasks;
 	coil_task_t **all = cap ? malloc(cap * sizeof(*all)) : NULL;
 	for (coil__list_t *p = loop->tasks.next; all && p != &loop->tasks && n < cap; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
+		if (atomic_load_explicit(&b->ended, memory_order_acquire))
+			continue;
 		all[n++] = coil_future_task(coil_future_ref(&b->task->fut));
 	}
 	coil__unlock(&loop->tasks_lock);
+	coil__loop_tasks_done(loop, ended, !cap);
 	for (size_t i = 0; i < n; i++) {
 		coil_task_t *t = all[i];
 		if (round < 4)

@@ -123,7 +123,9 @@ static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t *
  * still gives its stacks back to the pool, which trims what stays idle. */
 #define SPARE_STACKS 8
 
-void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
+/* What an ended task's body owns (its stack goes to the loop's spares),
+ * leaving the body itself. */
+static void body_clear(coil_loop_t *loop, coil__task_body_t *b)
 {
 	if (b->coro.stack && loop && !loop->closed && loop->nspare < SPARE_STACKS) {
 		size_t req = coil__coro_stack_request(&b->coro);
@@ -141,6 +143,14 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 	coil__strfree(b->errmsg);
 	if (b->tls)
 		coil__free(b->tls, b->ntls * sizeof(coil__tls_t));
+	b->tls = NULL;
+	b->ntls = 0;
+}
+
+/* Recycles a cleared body (body_clear) into loop's list, the runtime's
+ * pool, or the allocator. */
+static void body_recycle(coil_loop_t *loop, coil__task_body_t *b)
+{
 	if (loop && !loop->closed && loop->nfree_bodies < coil__cache_max) {
 		b->run.node.next = (coil__fnode_t *)loop->free_bodies;
 		loop->free_bodies = b;
@@ -158,6 +168,65 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 		return;
 	}
 	coil__free(b, sizeof(*b));
+}
+
+void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
+{
+	body_clear(loop, b);
+	body_recycle(loop, b);
+}
+
+void coil__loop_ended_flush(coil_loop_t *loop)
+{
+	coil__task_body_t *first = loop->ended_head, *last = loop->ended_tail;
+	if (!first)
+		return;
+	coil_loop_t *home = loop->ended_home;
+	loop->ended_head = loop->ended_tail = NULL;
+	loop->ended_n = 0;
+	coil__task_body_t *head = atomic_load_explicit(&home->ended_elsewhere,
+						       memory_order_relaxed);
+	do
+		last->run.node.next = (coil__fnode_t *)head;
+	while (!atomic_compare_exchange_weak_explicit(&home->ended_elsewhere, &head, first,
+						      memory_order_release,
+						      memory_order_relaxed));
+	/* A runtime waiting for its tasks to end counts them again. */
+	coil__runtime_tasks_gone(home->rt);
+}
+
+coil__task_body_t *coil__loop_tasks_sync(coil_loop_t *loop)
+{
+	if (!atomic_load_explicit(&loop->ended_elsewhere, memory_order_relaxed))
+		return NULL;
+	coil__task_body_t *list = atomic_exchange_explicit(&loop->ended_elsewhere, NULL,
+							   memory_order_acquire);
+	for (coil__task_body_t *b = list; b; b = (coil__task_body_t *)b->run.node.next) {
+		coil__list_del(&b->all);
+		loop->ntasks--;
+	}
+	return list;
+}
+
+void coil__loop_tasks_done(coil_loop_t *loop, coil__task_body_t *ended, bool none_left)
+{
+	if (!ended)
+		return;
+	/* Bodies go back to the running loop's lists if this is loop's own
+	 * thread, else to the allocator. */
+	coil_loop_t *me = coil__running_loop == loop ? loop : NULL;
+	while (ended) {
+		coil__task_body_t *b = ended;
+		ended = (coil__task_body_t *)b->run.node.next;
+		coil_task_t *t = b->task;
+		if (me)
+			body_recycle(me, b);
+		else
+			coil__free(b, sizeof(*b));
+		coil_future_release(&t->fut); /* the loop's reference */
+	}
+	if (none_left && loop->rt)
+		coil__runtime_tasks_gone(loop->rt);
 }
 
 /*
@@ -270,10 +339,13 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->shared_handle = shared || me != loop;
 	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
+	atomic_init(&b->ended, false);
 	coil__lock(&loop->tasks_lock);
+	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
 	coil__list_push(&loop->tasks, &b->all);
 	loop->ntasks++;
 	coil__unlock(&loop->tasks_lock);
+	coil__loop_tasks_done(loop, ended, false);
 	if (out)
 		*out = t;
 	coil__task_enqueue_new(loop, b);
@@ -360,10 +432,20 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		b->errmsg = NULL;
 	}
 	coil_loop_t *home = t->fut.loop;
-	coil__lock(&home->tasks_lock);
-	coil__list_del(&b->all);
-	size_t left = --home->ntasks;
-	coil__unlock(&home->tasks_lock);
+	/* A task that ended on a worker other than its home stays in the
+	 * home's list, with the handle's loop reference, until the home's
+	 * next look at it (coil__loop_tasks_sync): its end takes no lock
+	 * that the home's spawns take too. */
+	bool elsewhere = home != loop && home->rt && loop->rt == home->rt;
+	size_t left = 1;
+	if (!elsewhere) {
+		coil__lock(&home->tasks_lock);
+		coil__task_body_t *ended = coil__loop_tasks_sync(home);
+		coil__list_del(&b->all);
+		left = --home->ntasks;
+		coil__unlock(&home->tasks_lock);
+		coil__loop_tasks_done(home, ended, false);
+	}
 	/* A loop alone (core.h) is the only one to touch its tasks'
 	 * cancellation state: coil_task_cancel and task listings are for the
 	 * task's worker (coil/task.h, coil/debug.h). It is also the only
@@ -377,6 +459,28 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		coil__lock(&t->clock);
 		t->body = NULL;
 		coil__unlock(&t->clock);
+	}
+	if (elsewhere) {
+		body_clear(loop, b);
+		/* Before the future is done: whoever sees it done and then
+		 * lists the home's tasks does not see this one. */
+		atomic_store_explicit(&b->ended, true, memory_order_release);
+		coil__future_finish(&t->fut, state, ret, result, dtor, msg);
+		/* The body and the loop's reference go to the home (the
+		 * spawner's reference, if it kept one, stays), in batches
+		 * (coil__loop_ended_flush). */
+		if (loop->ended_home != home)
+			coil__loop_ended_flush(loop);
+		loop->ended_home = home;
+		b->run.node.next = NULL;
+		if (loop->ended_tail)
+			loop->ended_tail->run.node.next = (coil__fnode_t *)b;
+		else
+			loop->ended_head = b;
+		loop->ended_tail = b;
+		if (++loop->ended_n >= COIL__TICK)
+			coil__loop_ended_flush(loop);
+		return;
 	}
 	coil__task_free_body(loop, b);
 	if (solo)
@@ -662,13 +766,18 @@ size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 		return 0;
 	size_t i = 0;
 	coil__lock(&loop->tasks_lock);
+	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
+	bool none = !loop->ntasks;
 	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
+		if (atomic_load_explicit(&b->ended, memory_order_acquire))
+			continue;
 		if (i < cap)
 			tasks[i] = b->task;
 		i++;
 	}
 	coil__unlock(&loop->tasks_lock);
+	coil__loop_tasks_done(loop, ended, none);
 	return i;
 }
 

@@ -1021,6 +1021,81 @@ TEST(runtime_with_a_sleeping_task_stays_idle)
 	sem_destroy(&finished);
 }
 
+/* --- tasks that end away from their home worker --------------------------- */
+
+/*
+ * A task spawned on worker A belongs to A's list of tasks (coil_all_tasks,
+ * shutdown). One that a thief ran to its end on worker B leaves that list
+ * without B taking A's lock: B hands the body to A in batches, and A takes
+ * it out at its next look at the list (runtime/task.c, task_finish).
+ * Listings and shutdown must not see such a task, nor lose one.
+ */
+#define AWAY_N 64
+static atomic_int away_done, away_elsewhere;
+
+static int runs_where_it_is(void *arg, void **result)
+{
+	int home = (int)(intptr_t)arg;
+	if (coil_current_worker() != home)
+		atomic_fetch_add(&away_elsewhere, 1);
+	atomic_fetch_add(&away_done, 1);
+	*result = arg;
+	return 0;
+}
+
+static int spawns_and_keeps_its_worker_busy(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	int home = coil_current_worker();
+	coil_task_t *mine = coil_current_task();
+	for (int round = 0; round < 3; round++) {
+		coil_task_t *t[AWAY_N];
+		atomic_store(&away_done, 0);
+		atomic_store(&away_elsewhere, 0);
+		for (int i = 0; i < AWAY_N; i++)
+			ASSERT_EQ(coil_spawn(&t[i], runs_where_it_is, (void *)(intptr_t)home,
+					     NULL), 0);
+		/* This task is pinned and does not yield: the other worker
+		 * steals the children and ends them. */
+		int64_t deadline = now_ns() + 60 * COIL_NSEC_PER_SEC;
+		while (load(&away_elsewhere) < AWAY_N / 2) {
+			ASSERT_LT(now_ns(), deadline);
+			sched_yield();
+		}
+		for (int i = 0; i < AWAY_N; i++) {
+			void *v = NULL;
+			ASSERT_EQ(coil_await(coil_task_future(t[i]), &v), 0);
+			ASSERT_EQ((intptr_t)v, home);
+			/* Done: never listed again, on this loop or any. */
+			coil_task_t *list[4];
+			ASSERT(coil_all_tasks(NULL, list, 4) >= 1);
+		}
+		ASSERT_EQ(load(&away_done), AWAY_N);
+		/* Every child is done and awaited: the home lists only this
+		 * task, whether or not the thief has handed the children's
+		 * bodies back yet. */
+		coil_task_t *list[AWAY_N + 1];
+		ASSERT_EQ(coil_all_tasks(NULL, list, AWAY_N + 1), 1);
+		ASSERT_PTR_EQ(list[0], mine);
+		for (int i = 0; i < AWAY_N; i++)
+			coil_task_detach(t[i]);
+	}
+	return 0;
+}
+
+TEST(tasks_that_end_on_another_worker_leave_their_homes_list)
+{
+	coil_runtime_t *rt = rt_make(2, NULL);
+	ASSERT_EQ(coil_runtime_start(rt), 0);
+	ASSERT_EQ(run_on(rt, 0, true, spawns_and_keeps_its_worker_busy, NULL, NULL), 0);
+	/* Nothing is left to wait for: the shutdown counts every task that
+	 * ended on worker 1 as gone. */
+	int64_t t0 = now_ns();
+	ASSERT_EQ(coil_runtime_shutdown(rt, 30 * COIL_NSEC_PER_SEC), 0);
+	ASSERT_LT(now_ns() - t0, 10 * COIL_NSEC_PER_SEC);
+}
+
 /* --- stop and shutdown ----------------------------------------------------- */
 
 static coil_runtime_t *volatile signal_rt;
@@ -1383,6 +1458,7 @@ TEST_LIST(
 	TEST_ENTRY(stop_from_a_signal_handler_on_the_block_on_thread),
 	TEST_ENTRY(stop_from_a_signal_handler_on_a_plain_thread),
 	TEST_ENTRY(wait_stopped_returns_once_stopped),
+	TEST_ENTRY(tasks_that_end_on_another_worker_leave_their_homes_list),
 	TEST_ENTRY(shutdown_waits_for_tasks_that_end_in_time),
 	TEST_ENTRY(shutdown_cancels_tasks_that_outlive_the_wait),
 	TEST_ENTRY(shutdown_of_a_started_runtime_waits_without_spinning),

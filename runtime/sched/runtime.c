@@ -950,8 +950,10 @@ static size_t live_tasks(coil_runtime_t *rt)
 	for (unsigned i = 0; i < rt->n; i++) {
 		coil_loop_t *l = rt->loops[i];
 		coil__lock(&l->tasks_lock);
+		coil__task_body_t *ended = coil__loop_tasks_sync(l);
 		n += l->ntasks;
 		coil__unlock(&l->tasks_lock);
+		coil__loop_tasks_done(l, ended, false);
 	}
 	return n;
 }
