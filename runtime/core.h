@@ -381,8 +381,6 @@ typedef struct coil__task_body {
 	bool shared_handle;       /* the handle may be released off the task's
 				   * loop (coil_runtime_spawn's, or a spawn
 				   * from another thread) */
-	_Atomic bool ended;       /* ended on another worker, not yet out of
-				   * its home loop's `tasks` (listings skip it) */
 	coil__tls_t *tls;         /* task-local storage, ntls entries */
 	coil__list_t all;         /* the loop's list of live tasks */
 	char *cancel_msg;
@@ -505,7 +503,8 @@ struct coil_loop {
 	size_t nrbodies;
 	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
 	/* Bodies of this loop's tasks that ended on another worker, still
-	 * linked in `tasks` and holding their handle's loop reference: pushed
+	 * linked in `tasks` (listings skip them: their futures are done;
+	 * see coil__task_listed) and holding their handle's loop reference: pushed
 	 * by those workers (a stack through run.node.next), unlinked by the
 	 * next holder of tasks_lock (coil__loop_tasks_sync), so that ending
 	 * a task that migrated never takes its home loop's lock. */
@@ -1231,6 +1230,14 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
  * is dropped, which drops their handles' loop references and recycles
  * them. */
 coil__task_body_t *coil__loop_tasks_sync(coil_loop_t *loop);
+/* Whether a body found in a loop's `tasks` (under its lock) is a task not
+ * done yet: one that ended on another worker stays there, done, until
+ * the home's next coil__loop_tasks_sync. */
+static inline bool coil__task_listed(const coil__task_body_t *b)
+{
+	return atomic_load_explicit(&b->task->fut.state, memory_order_acquire) ==
+	       COIL__F_PENDING;
+}
 /* On a worker's thread: pushes the bodies of other loops' tasks that ended
  * here to their home (see coil_loop_t.ended_head). */
 void coil__loop_ended_flush(coil_loop_t *loop);

@@ -846,7 +846,7 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 	coil_task_t **all = cap ? malloc(cap * sizeof(*all)) : NULL;
 	for (coil__list_t *p = loop->tasks.next; all && p != &loop->tasks && n < cap; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
-		if (atomic_load_explicit(&b->ended, memory_order_acquire))
+		if (!coil__task_listed(b))
 			continue;
 		all[n++] = coil_future_task(coil_future_ref(&b->task->fut));
 	}

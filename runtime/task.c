@@ -143,8 +143,6 @@ static void body_clear(coil_loop_t *loop, coil__task_body_t *b)
 	coil__strfree(b->errmsg);
 	if (b->tls)
 		coil__free(b->tls, b->ntls * sizeof(coil__tls_t));
-	b->tls = NULL;
-	b->ntls = 0;
 }
 
 /* Recycles a cleared body (body_clear) into loop's list, the runtime's
@@ -212,15 +210,17 @@ void coil__loop_tasks_done(coil_loop_t *loop, coil__task_body_t *ended, bool non
 {
 	if (!ended)
 		return;
-	/* Bodies go back to the running loop's lists if this is loop's own
-	 * thread, else to the allocator. */
-	coil_loop_t *me = coil__running_loop == loop ? loop : NULL;
+	/* Bodies go back to the loop's own lists on its thread, else (an
+	 * outside spawner, a shutdown counting tasks) to the allocator: an
+	 * outside spawner's next malloc takes them from its thread's cache
+	 * without the lock of the runtime's pool. */
+	bool mine = coil__running_loop == loop;
 	while (ended) {
 		coil__task_body_t *b = ended;
 		ended = (coil__task_body_t *)b->run.node.next;
 		coil_task_t *t = b->task;
-		if (me)
-			body_recycle(me, b);
+		if (mine)
+			body_recycle(loop, b);
 		else
 			coil__free(b, sizeof(*b));
 		coil_future_release(&t->fut); /* the loop's reference */
@@ -305,6 +305,8 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 			COIL__CORO_F_TASK | COIL__CORO_F_EMBEDDED);
 	b->cancel_msg = NULL;
 	b->errmsg = NULL;
+	b->tls = NULL; /* a recycled body's is stale until tls_inherit */
+	b->ntls = 0;
 	t->name = NULL;
 	if ((opts && opts->name && !(t->name = coil__strdup(opts->name))) ||
 	    tls_inherit(b)) {
@@ -339,7 +341,6 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->shared_handle = shared || me != loop;
 	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
-	atomic_init(&b->ended, false);
 	coil__lock(&loop->tasks_lock);
 	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
 	coil__list_push(&loop->tasks, &b->all);
@@ -461,10 +462,10 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		coil__unlock(&t->clock);
 	}
 	if (elsewhere) {
+		/* The body's list link shares a cache line with fields that
+		 * body_clear only reads: the home's unlink finds it in its
+		 * own cache. */
 		body_clear(loop, b);
-		/* Before the future is done: whoever sees it done and then
-		 * lists the home's tasks does not see this one. */
-		atomic_store_explicit(&b->ended, true, memory_order_release);
 		coil__future_finish(&t->fut, state, ret, result, dtor, msg);
 		/* The body and the loop's reference go to the home (the
 		 * spawner's reference, if it kept one, stays), in batches
@@ -770,7 +771,7 @@ size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 	bool none = !loop->ntasks;
 	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
-		if (atomic_load_explicit(&b->ended, memory_order_acquire))
+		if (!coil__task_listed(b))
 			continue;
 		if (i < cap)
 			tasks[i] = b->task;

@@ -410,7 +410,7 @@ static int collect(coil_loop_t *loop, coil_task_t ***out)
 			     p = p->next) {
 				coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
 				/* Ended on another worker (task.c, task_finish). */
-				if (atomic_load_explicit(&b->ended, memory_order_acquire))
+				if (!coil__task_listed(b))
 					continue;
 				v[i++] = coil_future_task(coil_future_ref(&b->task->fut));
 			}
