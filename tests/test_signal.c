@@ -503,6 +503,13 @@ static int leave_installed_main(void *arg, void **result)
 TEST(loop_close_removes_handlers)
 {
 	install_old_action(SIGUSR2);
+	/* The previous disposition the close must put back: the default, set
+	 * here, not inherited (nohup, for one, starts a program with SIGHUP
+	 * ignored). */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	ASSERT_EQ(sigaction(SIGHUP, &dfl, NULL), 0);
 	counter_t c = { .want = 1 };
 	run(leave_installed_main, &c);
 	ASSERT(!blocked_here(SIGUSR2));
