@@ -117,7 +117,12 @@ COIL_API coil_task_t *coil_current_task(void);
 /*
  * Writes up to `cap` not-done tasks of `loop` (NULL: the current loop) to
  * tasks[] (borrowed references) and returns how many tasks are not done,
- * which may exceed cap.
+ * which may exceed cap. A task belongs to the loop it was spawned on,
+ * whichever worker of a runtime runs it; one whose future is done is not
+ * listed, even if the worker that ended it has not yet handed it back.
+ * Any thread; the references are borrowed, so from another thread than
+ * the loop's, a listed task may end (and, unless the caller holds a
+ * reference, be freed) at any time.
  */
 COIL_API size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks,
 			       size_t cap);
