@@ -612,6 +612,20 @@ static __attribute__((noinline)) int await_mt(coil_future_t *f, coil_task_t *t, 
 	return outcome(f, result);
 }
 
+/* The awaiter of a tail wait (core.h) of task t, whose running coroutine is
+ * c, on pending future f: in c's wait slot, linked at the end of f's list.
+ * The future's finish stores the result through `result`. */
+static inline __attribute__((always_inline)) struct fwaiter *
+fwaiter_link(coil_future_t *f, coil_task_t *t, coil_coro_t *c, void **result)
+{
+	struct fwaiter *fw = coil__coro_wait_slot(c);
+	coil__waiter_init(&fw->w, t, waiter_unlink, f);
+	fw->w.what = "future";
+	fw->dst = result;
+	coil__list_push(&f->cbs, &fw->w.cb.link);
+	return fw;
+}
+
 static __attribute__((noinline)) int await_slow(coil_future_t *f, void **result)
 {
 	if (!f)
@@ -634,13 +648,7 @@ static __attribute__((noinline)) int await_slow(coil_future_t *f, void **result)
 		 * on this one (task_solo): a tail wait (core.h); the future's
 		 * finish stores the result and hands over what the await
 		 * returns. */
-		struct fwaiter *fw = coil__coro_wait_slot(c);
-		coil__waiter_init(&fw->w, t, waiter_unlink, f);
-		fw->w.what = "future";
-		fw->dst = result;
-		coil__task_body_t *b = t->body;
-		coil__list_push(&f->cbs, &fw->w.cb.link);
-		return coil__task_wait_tail(&fw->w, b, c);
+		return coil__task_wait_tail(&fwaiter_link(f, t, c, result)->w, t->body, c);
 	}
 	return outcome(f, result);
 }
@@ -658,14 +666,9 @@ int coil_await(coil_future_t *f, void **result)
 			     atomic_load_explicit(&f->state, memory_order_relaxed) ==
 				     COIL__F_PENDING, 1)) {
 		coil__task_body_t *b = t->body;
-		if (!atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
-			struct fwaiter *fw = coil__coro_wait_slot(c);
-			coil__waiter_init(&fw->w, t, waiter_unlink, f);
-			fw->w.what = "future";
-			fw->dst = result;
-			coil__list_push(&f->cbs, &fw->w.cb.link);
-			return coil__task_wait_tail_checked(&fw->w, b, c);
-		}
+		if (!atomic_load_explicit(&b->must_cancel, memory_order_relaxed))
+			return coil__task_wait_tail_checked(&fwaiter_link(f, t, c, result)->w,
+							    b, c);
 	}
 	return await_slow(f, result);
 }
