@@ -503,11 +503,11 @@ struct coil_loop {
 	size_t nrbodies;
 	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
 	/* Bodies of this loop's tasks that ended on another worker, still
-	 * linked in `tasks` (listings skip them: their futures are done;
-	 * see coil__task_listed) and holding their handle's loop reference: pushed
-	 * by those workers (a stack through run.node.next), unlinked by the
-	 * next holder of tasks_lock (coil__loop_tasks_sync), so that ending
-	 * a task that migrated never takes its home loop's lock. */
+	 * linked in `tasks` (listings skip them: their futures are done, see
+	 * coil__task_listed) and holding their handle's loop reference:
+	 * pushed by those workers (a stack through run.node.next), unlinked
+	 * by the next holder of tasks_lock (coil__loop_tasks_sync), so that
+	 * ending a task that migrated never takes its home loop's lock. */
 	_Alignas(64) _Atomic(struct coil__task_body *) ended_elsewhere;
 	/* The finisher's side: bodies of tasks of loop ended_home that ended
 	 * here, not yet pushed to its ended_elsewhere (owner only; pushed
