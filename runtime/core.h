@@ -742,6 +742,10 @@ void coil__task_yielded(coil_loop_t *loop, coil__task_body_t *b);
  * injected callback) for this worker, or NULL; whether any queue this
  * worker could take from holds something; parking. */
 coil__runnable_t *coil__sched_next(coil_loop_t *loop);
+/* Moves the task in loop's LIFO slot, if any, to its deque, where other
+ * workers may steal it: before the worker runs something else than that
+ * task, which may not yield for a long time. */
+void coil__sched_lifo_release(coil_loop_t *loop);
 bool coil__runtime_has_work(coil_loop_t *loop);
 bool coil__sched_park_begin(coil_loop_t *loop);
 void coil__sched_park_end(coil_loop_t *loop);

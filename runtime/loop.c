@@ -704,6 +704,12 @@ void coil__worker_loop(coil_loop_t *loop)
 				COIL__HANDOFF_BATCH : COIL__HANDOFF_NONE;
 		while (loop->batch) {
 			loop->batch--;
+			/* A task of the batch woke an unpinned task into the
+			 * LIFO slot, which no other worker can take from: to
+			 * the deque with it before the next item, which may
+			 * not yield for a long time. */
+			if (loop->lifo)
+				coil__sched_lifo_release(loop);
 			coil__fnode_t *node = coil__fifo_pop(&loop->ready);
 			run_runnable(loop, coil__container_of(node, coil__runnable_t, node));
 		}

@@ -1096,6 +1096,87 @@ TEST(tasks_that_end_on_another_worker_leave_their_homes_list)
 	ASSERT_LT(now_ns() - t0, 10 * COIL_NSEC_PER_SEC);
 }
 
+/* --- the LIFO slot ------------------------------------------------------------ */
+
+/* A task woken by a pinned task of a worker's ready batch goes to that
+ * worker's LIFO slot, which other workers cannot steal from. If the next
+ * item of the batch never yields, the woken task must still run: it goes
+ * to the worker's deque first, where the other worker takes it. */
+static coil_future_t *lifo_gate;
+static atomic_int lifo_posted, lifo_waiting, lifo_woken_done;
+
+static int awaits_the_gate(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	atomic_store(&lifo_waiting, 1);
+	ASSERT_EQ(coil_await(lifo_gate, NULL), 0);
+	atomic_store(&lifo_woken_done, 1);
+	return 0;
+}
+
+/* Pinned on worker 1: makes the gate and its waiter (which worker 0
+ * steals), and keeps worker 1 busy until the next two are posted, so
+ * that they come in one batch. */
+static int holds_worker_1(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	ASSERT_EQ(coil_future_create(&lifo_gate, NULL), 0);
+	ASSERT_EQ(coil_spawn(NULL, awaits_the_gate, NULL, NULL), 0);
+	int64_t deadline = now_ns() + 30 * COIL_NSEC_PER_SEC;
+	while (!load(&lifo_posted) || !load(&lifo_waiting)) {
+		ASSERT_LT(now_ns(), deadline);
+		sched_yield(); /* the thread, not the task: Valgrind runs one at a time */
+	}
+	nap_ms(20); /* the waiter is suspended by now; correct either way */
+	return 0;
+}
+
+static int opens_the_gate(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	ASSERT_EQ(coil_future_set_result(lifo_gate, NULL, NULL), 0);
+	return 0;
+}
+
+/* The next item of the batch: does not yield until the woken task ran. */
+static int blocks_worker_1(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	int64_t deadline = now_ns() + 10 * COIL_NSEC_PER_SEC;
+	while (!load(&lifo_woken_done) && now_ns() < deadline)
+		sched_yield();
+	coil_future_release(lifo_gate);
+	return load(&lifo_woken_done) ? 0 : -ETIMEDOUT;
+}
+
+TEST(a_task_woken_into_the_lifo_slot_runs_while_its_worker_is_blocked)
+{
+	coil_runtime_t *rt = rt_make(2, NULL);
+	ASSERT_EQ(coil_runtime_start(rt), 0);
+	atomic_store(&lifo_posted, 0);
+	atomic_store(&lifo_waiting, 0);
+	atomic_store(&lifo_woken_done, 0);
+	coil_loop_t *w1 = coil_runtime_loop(rt, 1);
+	coil_spawn_opts_t pinned = { .pinned = true };
+	coil_cfuture_t *h = NULL, *a = NULL, *b = NULL;
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&h, w1, holds_worker_1, NULL, &pinned), 0);
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&a, w1, opens_the_gate, NULL, &pinned), 0);
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&b, w1, blocks_worker_1, NULL, &pinned), 0);
+	atomic_store(&lifo_posted, 1);
+	ASSERT_EQ(coil_cfuture_wait(h, COIL_FOREVER, NULL), 0);
+	ASSERT_EQ(coil_cfuture_wait(a, COIL_FOREVER, NULL), 0);
+	ASSERT_EQ(coil_cfuture_wait(b, COIL_FOREVER, NULL), 0);
+	ASSERT_EQ(load(&lifo_woken_done), 1);
+	coil_cfuture_release(h);
+	coil_cfuture_release(a);
+	coil_cfuture_release(b);
+	ASSERT_EQ(coil_runtime_shutdown(rt, 30 * COIL_NSEC_PER_SEC), 0);
+}
+
 /* --- stop and shutdown ----------------------------------------------------- */
 
 static coil_runtime_t *volatile signal_rt;
@@ -1459,6 +1540,7 @@ TEST_LIST(
 	TEST_ENTRY(stop_from_a_signal_handler_on_a_plain_thread),
 	TEST_ENTRY(wait_stopped_returns_once_stopped),
 	TEST_ENTRY(tasks_that_end_on_another_worker_leave_their_homes_list),
+	TEST_ENTRY(a_task_woken_into_the_lifo_slot_runs_while_its_worker_is_blocked),
 	TEST_ENTRY(shutdown_waits_for_tasks_that_end_in_time),
 	TEST_ENTRY(shutdown_cancels_tasks_that_outlive_the_wait),
 	TEST_ENTRY(shutdown_of_a_started_runtime_waits_without_spinning),

@@ -17,7 +17,14 @@
  * A runtime with one worker is exactly an asyncio event loop: tasks and
  * callbacks share one FIFO, in asyncio's order. With more workers the order
  * among tasks is the scheduler's (depth first on each worker, oldest first
- * for thieves).
+ * for thieves). A task woken by a running task runs next on that task's
+ * worker (its LIFO slot, as in Go and Tokio), which other workers cannot
+ * take it from: before the worker runs anything else (a pinned task, a
+ * callback, work from the injection queue) the woken task goes to the
+ * deque, where they can. So a task that does not yield for a long time
+ * holds back, besides what is pinned to its worker or waits on that
+ * worker's timers, only the one task it woke itself, until its next
+ * await; the other runnable tasks move to idle workers.
  *
  * Threads: every function here may be called from any thread unless it
  * says otherwise.

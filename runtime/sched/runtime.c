@@ -329,6 +329,16 @@ static coil__task_body_t *steal(coil_loop_t *loop)
 	return NULL;
 }
 
+void coil__sched_lifo_release(coil_loop_t *loop)
+{
+	coil__task_body_t *b = loop->lifo;
+	if (b) {
+		loop->lifo = NULL;
+		loop->lifo_run = 0;
+		push_local(loop, b);
+	}
+}
+
 coil__runnable_t *coil__sched_next(coil_loop_t *loop)
 {
 	coil__task_body_t *b;
@@ -336,8 +346,12 @@ coil__runnable_t *coil__sched_next(coil_loop_t *loop)
 	/* tick counts the steps since the last such look (no division). */
 	if (__builtin_expect(++loop->tick >= COIL__TICK, 0)) {
 		loop->tick = 0;
-		if ((r = take_injected(loop)))
+		if ((r = take_injected(loop))) {
+			/* The slot's task is not stealable: it must not wait
+			 * behind a step that may not yield. */
+			coil__sched_lifo_release(loop);
 			goto found;
+		}
 	}
 	if ((b = loop->lifo)) {
 		loop->lifo = NULL;
