@@ -16,10 +16,18 @@
  * the tasks get 16 KiB stacks (--stack-kib) instead of the 64 KiB default;
  * each stack sits above a guard, so an overflow faults instead of
  * corrupting memory.
- * usage: w2_fib [--workers N] [--n 27] [--stack-kib 16]
+ *
+ * --hold-others 1 (with --workers N > 1; not a measurement of WORKLOADS.md):
+ * before the timed region, a pinned task that spins without yielding
+ * occupies every worker but the main task's, so that one worker computes
+ * everything, on the multi-worker paths (deques, locks, atomic wake-ups),
+ * with nothing stolen and no cache line moving between CPUs: the cost of
+ * the multi-worker protocol itself, to compare with --workers 1.
+ * usage: w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1]
  */
 #include <coil/coil.h>
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +36,7 @@
 #include "bench_util.h"
 
 #define REPS 3
-#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16]"
+#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1]"
 
 static int fib(void *arg, void **result)
 {
@@ -55,16 +63,74 @@ struct run {
 	intptr_t n;
 	intptr_t value;
 	uint64_t ns;
+	unsigned hold;          /* --hold-others */
 };
+
+static atomic_uint holding;
+static atomic_bool hold_release;
+
+/* Pinned on a worker: spins, without yielding, until released. */
+static int holds_a_worker(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	atomic_fetch_add(&holding, 1);
+	while (!atomic_load_explicit(&hold_release, memory_order_acquire))
+		;
+	return 0;
+}
+
+/* From the main task: occupies every other worker; returns their futures. */
+static coil_cfuture_t **hold_others(void)
+{
+	coil_runtime_t *rt = coil_current_runtime();
+	unsigned n = coil_runtime_workers(rt);
+	int me = coil_current_worker();
+	coil_cfuture_t **f = calloc(n, sizeof(*f));
+	if (!f)
+		CHECK_FAIL("out of memory");
+	atomic_store(&holding, 0);
+	atomic_store(&hold_release, false);
+	coil_spawn_opts_t pinned = { .pinned = true };
+	unsigned want = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if ((int)i == me)
+			continue;
+		int rc = coil_run_coroutine_threadsafe_opts(&f[i], coil_runtime_loop(rt, (int)i),
+							    holds_a_worker, NULL, &pinned);
+		if (rc)
+			CHECK_FAIL("hold worker %u: %s", i, coil_strerror(rc));
+		want++;
+	}
+	while (atomic_load(&holding) < want)
+		;
+	return f;
+}
+
+static void release_others(coil_cfuture_t **f)
+{
+	atomic_store_explicit(&hold_release, true, memory_order_release);
+	unsigned n = coil_runtime_workers(coil_current_runtime());
+	for (unsigned i = 0; i < n; i++) {
+		if (!f[i])
+			continue;
+		coil_cfuture_wait(f[i], COIL_FOREVER, NULL);
+		coil_cfuture_release(f[i]);
+	}
+	free(f);
+}
 
 static int top(void *arg, void **result)
 {
 	struct run *r = arg;
 	(void)result;
 	void *v = NULL;
+	coil_cfuture_t **held = r->hold ? hold_others() : NULL;
 	uint64_t t0 = now_ns();
 	int rc = fib((void *)r->n, &v);
 	r->ns = now_ns() - t0;
+	if (held)
+		release_others(held);
 	r->value = (intptr_t)v;
 	return rc;
 }
@@ -81,9 +147,9 @@ static intptr_t fib_iter(intptr_t n)
 }
 
 /* One measurement on a fresh runtime of `workers` workers; returns ms. */
-static double measure(unsigned workers, intptr_t n, size_t stack)
+static double measure(unsigned workers, intptr_t n, size_t stack, unsigned hold)
 {
-	struct run r = { .n = n };
+	struct run r = { .n = n, .hold = hold && workers > 1 };
 	char what[64];
 	snprintf(what, sizeof(what), "fib(%ld) on %u workers", (long)n, workers);
 	bench_block_on(workers, stack, top, &r, what);
@@ -110,10 +176,12 @@ int main(int argc, char **argv)
 	unsigned workers = 0; /* 0: 1 and 2, interleaved */
 	long n = 27;
 	size_t stack = 16 * 1024;
+	unsigned hold = 0;
 	const bench_opt_t opts[] = {
 		{ "--n", BENCH_OPT_LONG, &n },
 		{ "--workers", BENCH_OPT_UINT, &workers },
 		{ "--stack-kib", BENCH_OPT_KIB, &stack },
+		{ "--hold-others", BENCH_OPT_UINT, &hold },
 	};
 	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (n < 0 || n > 90 || !stack)
@@ -121,15 +189,16 @@ int main(int argc, char **argv)
 	printf("# w2 n=%ld fib=%ld spawned_tasks=%ld stack_kib=%zu\n", (long)n,
 	       (long)fib_iter(n), (long)(fib_iter(n + 1) - 1), stack / 1024);
 	if (workers) {
-		char unit[32];
-		snprintf(unit, sizeof(unit), "ms workers=%u", workers);
-		report("time_ms", measure(workers, n, stack), unit);
+		char unit[64];
+		snprintf(unit, sizeof(unit), "ms workers=%u%s", workers,
+			 hold && workers > 1 ? " held=all-but-one" : "");
+		report("time_ms", measure(workers, n, stack, hold), unit);
 		return 0;
 	}
 	double t[2][REPS];
 	for (int rep = 0; rep < REPS; rep++) {
 		for (unsigned w = 1; w <= 2; w++) {
-			t[w - 1][rep] = measure(w, n, stack);
+			t[w - 1][rep] = measure(w, n, stack, hold);
 			printf("# w2 workers=%u rep=%d time_ms=%.3f\n", w, rep, t[w - 1][rep]);
 		}
 	}
