@@ -44,6 +44,12 @@ static void record(coil_loop_t *loop, const coil_exc_context_t *ctx, void *arg)
 {
 	(void)loop;
 	(void)arg;
+	/* Debug mode also reports steps slower than 100 ms, which a step
+	 * that touches fresh memory or starts a ring can be under Valgrind;
+	 * test_metrics checks those reports, these tests count the rest. */
+	if (ctx->message && !strncmp(ctx->message, "Executing ", 10) &&
+	    strstr(ctx->message, " took "))
+		return;
 	if (nseen < 8)
 		snprintf(seen[nseen], sizeof(seen[0]), "%s", ctx->message);
 	nseen++;
