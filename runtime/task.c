@@ -13,6 +13,7 @@
  * is queued or running sets must_cancel, delivered by its next await; a task
  * cancelled before its first step ends cancelled without running.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,8 +82,18 @@ static coil__task_body_t *body_get(void)
 		return coil__malloc(sizeof(coil__task_body_t));
 	coil__task_body_t *b = loop->free_bodies;
 	if (b) {
-		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
+		coil__task_body_t *n = (coil__task_body_t *)b->run.node.next;
+		loop->free_bodies = n;
 		loop->nfree_bodies--;
+		/* The next spawn's body: lines the worker that ended its
+		 * task wrote last (W1's spawner recycles bodies its runner
+		 * ended). Fetched for writing now, they arrive while this
+		 * spawn goes on instead of stalling its first locked
+		 * instruction. */
+		if (n) {
+			for (size_t o = 0; o < sizeof(*n); o += 64)
+				__builtin_prefetch((char *)n + o, 1, 3);
+		}
 		return b;
 	}
 	if ((b = body_refill(loop)))
@@ -90,25 +101,113 @@ static coil__task_body_t *body_get(void)
 	return coil__malloc(sizeof(*b));
 }
 
+/*
+ * Spawns from threads outside the runtime (coil_runtime_spawn from a plain
+ * thread) take handles and bodies from the runtime's pool in batches of up
+ * to FCACHE_BATCH into a cache of the thread's own: one lock on the pool's
+ * line per batch instead of one per spawn, and the next spawn's handle and
+ * body, lines a worker wrote last, are fetched for writing while this one
+ * fills its own. The cache is plain memory of fixed sizes, good for any
+ * runtime; what is left of it goes back to the allocator when the thread
+ * exits (fcache_key's destructor).
+ */
+#define FCACHE_BATCH 64
+
+typedef struct fcache {
+	void *handles;            /* a list through their first word */
+	coil__task_body_t *bodies; /* a list through run.node.next */
+	unsigned skip;            /* spawns before the pool is looked at
+				   * again after it was found empty */
+	bool keyed;               /* the destructor is registered */
+} fcache_t;
+
+static __thread fcache_t fcache;
+static pthread_key_t fcache_key;
+static pthread_once_t fcache_once = PTHREAD_ONCE_INIT;
+static bool fcache_key_ok;
+
+static void fcache_free(void *p)
+{
+	fcache_t *c = p;
+	while (c->handles) {
+		void *h = c->handles;
+		c->handles = *(void **)h;
+		coil__free(h, sizeof(coil_task_t));
+	}
+	while (c->bodies) {
+		coil__task_body_t *b = c->bodies;
+		c->bodies = (coil__task_body_t *)b->run.node.next;
+		coil__free(b, sizeof(*b));
+	}
+}
+
+static void fcache_key_make(void)
+{
+	fcache_key_ok = pthread_key_create(&fcache_key, fcache_free) == 0;
+}
+
+/* Takes up to FCACHE_BATCH handles and bodies from rt's pool into the
+ * thread's cache. Returns false when the thread cannot keep a cache (no
+ * destructor to give it back at exit). */
+static bool fcache_refill(coil_runtime_t *rt)
+{
+	if (!fcache.keyed) {
+		pthread_once(&fcache_once, fcache_key_make);
+		if (!fcache_key_ok || pthread_setspecific(fcache_key, &fcache))
+			return false;
+		fcache.keyed = true;
+	}
+	coil__spin_lock(&rt->fpool_lock);
+	for (unsigned i = 0; i < FCACHE_BATCH && rt->fhandles; i++) {
+		void *h = rt->fhandles;
+		rt->fhandles = *(void **)h;
+		rt->nfhandles--;
+		*(void **)h = fcache.handles;
+		fcache.handles = h;
+	}
+	for (unsigned i = 0; i < FCACHE_BATCH && rt->fbodies; i++) {
+		coil__task_body_t *b = rt->fbodies;
+		rt->fbodies = (coil__task_body_t *)b->run.node.next;
+		rt->nfbodies--;
+		b->run.node.next = (coil__fnode_t *)fcache.bodies;
+		fcache.bodies = b;
+	}
+	coil__spin_unlock(&rt->fpool_lock);
+	return true;
+}
+
 /* A handle and a body for a spawn from outside the runtime: from the
- * runtime's pool when it has some (see coil_runtime_t.fpool_lock). */
+ * thread's cache, refilled from the runtime's pool when it has some, else
+ * from the allocator. */
 static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t **b)
 {
 	*t = NULL;
 	*b = NULL;
 	if (coil__cache_max) {
-		coil__spin_lock(&rt->fpool_lock);
-		if (rt->fhandles) {
-			*t = rt->fhandles;
-			rt->fhandles = *(void **)*t;
-			rt->nfhandles--;
+		if (!fcache.handles || !fcache.bodies) {
+			if (fcache.skip)
+				fcache.skip--;
+			else if (!fcache_refill(rt) || (!fcache.handles && !fcache.bodies))
+				fcache.skip = FCACHE_BATCH;
 		}
-		if (rt->fbodies) {
-			*b = rt->fbodies;
-			rt->fbodies = (coil__task_body_t *)(*b)->run.node.next;
-			rt->nfbodies--;
+		if (fcache.handles) {
+			*t = fcache.handles;
+			void *n = *(void **)*t;
+			fcache.handles = n;
+			if (n) {
+				__builtin_prefetch(n, 1, 3);
+				__builtin_prefetch((char *)n + sizeof(coil_task_t) - 1, 1, 3);
+			}
 		}
-		coil__spin_unlock(&rt->fpool_lock);
+		if (fcache.bodies) {
+			*b = fcache.bodies;
+			coil__task_body_t *n = (coil__task_body_t *)(*b)->run.node.next;
+			fcache.bodies = n;
+			if (n) {
+				for (size_t o = 0; o < sizeof(*n); o += 64)
+					__builtin_prefetch((char *)n + o, 1, 3);
+			}
+		}
 	}
 	if (!*t)
 		*t = coil__malloc(sizeof(coil_task_t));

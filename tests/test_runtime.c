@@ -834,24 +834,35 @@ static void *spawn_many(void *arg)
 	return NULL;
 }
 
+/*
+ * Two waves of spawning threads, the second started once every task of the
+ * first has run: the second wave's threads take the handles and bodies the
+ * first wave's tasks left in the runtime's pool for outside spawners, in
+ * batches into caches of their own (runtime/task.c, fcache), which go back
+ * to the allocator when each thread exits.
+ */
 TEST(runtime_spawn_from_plain_threads_runs_every_task_once)
 {
 	int per = under_valgrind() ? 250 : test_heavy_tools() ? 1000 : 10000;
-	int total = per * SPAWNERS;
+	int wave = per * SPAWNERS, total = 2 * wave;
 	for (size_t c = 0; c < NCONFIGS; c++) {
 		coil_runtime_t *rt = rt_make(configs[c], NULL);
 		runs = calloc((size_t)total, sizeof(*runs));
 		ASSERT(runs != NULL);
 		atomic_store(&total_runs, 0);
 		ASSERT_EQ(coil_runtime_start(rt), 0);
-		spawner_t s[SPAWNERS];
-		pthread_t th[SPAWNERS];
-		for (int i = 0; i < SPAWNERS; i++) {
-			s[i] = (spawner_t){ rt, (uintptr_t)i * (uintptr_t)per, per };
-			ASSERT_EQ(pthread_create(&th[i], NULL, spawn_many, &s[i]), 0);
+		for (int w = 0; w < 2; w++) {
+			spawner_t s[SPAWNERS];
+			pthread_t th[SPAWNERS];
+			for (int i = 0; i < SPAWNERS; i++) {
+				s[i] = (spawner_t){ rt, (uintptr_t)(w * wave + i * per), per };
+				ASSERT_EQ(pthread_create(&th[i], NULL, spawn_many, &s[i]), 0);
+			}
+			for (int i = 0; i < SPAWNERS; i++)
+				ASSERT_EQ(pthread_join(th[i], NULL), 0);
+			while (load(&total_runs) < (w + 1) * wave)
+				sched_yield();
 		}
-		for (int i = 0; i < SPAWNERS; i++)
-			ASSERT_EQ(pthread_join(th[i], NULL), 0);
 		/* Waits for every task: none may be left to cancel. */
 		ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
 		ASSERT_EQ(load(&total_runs), total);
