@@ -523,9 +523,10 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		result = b->coro.result;
 		dtor = b->coro.result_dtor;
 	} else if (ret == -ECANCELED) {
+		/* The message is taken below, once the body is out of the
+		 * cancellers' reach: until then coil_task_cancel may replace
+		 * it. */
 		state = COIL__F_CANCELLED;
-		msg = b->cancel_msg;
-		b->cancel_msg = NULL;
 	} else {
 		state = COIL__F_ERROR;
 		msg = b->errmsg;
@@ -559,6 +560,12 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		coil__lock(&t->clock);
 		t->body = NULL;
 		coil__unlock(&t->clock);
+	}
+	/* No canceller reaches the body any more: the message of the last
+	 * cancellation is final. */
+	if (state == COIL__F_CANCELLED) {
+		msg = b->cancel_msg;
+		b->cancel_msg = NULL;
 	}
 	if (elsewhere) {
 		/* The body's list link shares a cache line with fields that

@@ -1530,6 +1530,82 @@ TEST(pingpong_across_two_workers_loses_no_wakeup)
 	}
 }
 
+/* --- cancelling with a message while the task ends ------------------------ */
+
+#define CANCEL_ROUNDS (under_valgrind() ? 5 : 300)
+
+static coil_future_t *_Atomic never_set;
+
+/* Awaits a future nobody resolves; ends cancelled once cancelled. */
+static int ends_when_cancelled(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return coil_await(atomic_load(&never_set), NULL);
+}
+
+/* Pinned on worker 1: cancels the task, with a message, until it is
+ * done; the victim ends on worker 0 meanwhile. */
+static int cancels_until_done(void *arg, void **result)
+{
+	(void)result;
+	coil_task_t *t = arg;
+	int n = 0;
+	while (coil_task_cancel(t, n++ % 2 ? "again" : "stop"))
+		ASSERT_EQ(coil_sleep(0), 0);
+	return 0;
+}
+
+/*
+ * Each round a task on worker 0 is cancelled, with a message, over and over
+ * by a task pinned on worker 1 while it wakes and ends: a cancellation that
+ * lands after the first wake-up replaces the message the ending task takes
+ * for its outcome. Under ASan a message freed while the end still used it
+ * shows, under TSan the unsynchronised read.
+ */
+static int cancel_rounds(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	coil_runtime_t *rt = coil_current_runtime();
+	coil_spawn_opts_t pinned = { .pinned = true };
+	for (int i = 0; i < CANCEL_ROUNDS; i++) {
+		coil_future_t *f;
+		ASSERT_EQ(coil_future_create(&f, NULL), 0);
+		atomic_store(&never_set, f);
+		coil_task_t *v;
+		ASSERT_EQ(coil_spawn(&v, ends_when_cancelled, NULL, &pinned), 0);
+		ASSERT_EQ(coil_sleep(0), 0); /* the victim starts waiting */
+		coil_cfuture_t *c = NULL;
+		ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&c, coil_runtime_loop(rt, 1),
+							     cancels_until_done, v, &pinned), 0);
+		ASSERT_EQ(coil_await(coil_task_future(v), NULL), -ECANCELED);
+		ASSERT(coil_future_cancelled(coil_task_future(v)));
+		const char *m = coil_future_error_message(coil_task_future(v));
+		ASSERT(m != NULL && (strcmp(m, "stop") == 0 || strcmp(m, "again") == 0));
+		while (!coil_cfuture_done(c))
+			ASSERT_EQ(coil_sleep(0), 0);
+		ASSERT_EQ(coil_cfuture_wait(c, COIL_FOREVER, NULL), 0);
+		coil_cfuture_release(c);
+		coil_task_detach(v);
+		coil_future_release(f);
+	}
+	return 0;
+}
+
+TEST(cancel_with_a_message_racing_the_tasks_end)
+{
+	coil_runtime_t *rt = rt_make(2, NULL);
+	ASSERT_EQ(coil_runtime_start(rt), 0);
+	coil_cfuture_t *c = NULL;
+	coil_spawn_opts_t pinned = { .pinned = true };
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&c, coil_runtime_loop(rt, 0),
+						     cancel_rounds, NULL, &pinned), 0);
+	ASSERT_EQ(coil_cfuture_wait(c, COIL_FOREVER, NULL), 0);
+	coil_cfuture_release(c);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+}
+
 TEST_LIST(
 	TEST_ENTRY(new_takes_the_worker_count_from_the_options),
 	TEST_ENTRY(coil_workers_sets_the_default_worker_count),
@@ -1552,6 +1628,7 @@ TEST_LIST(
 	TEST_ENTRY(wait_stopped_returns_once_stopped),
 	TEST_ENTRY(tasks_that_end_on_another_worker_leave_their_homes_list),
 	TEST_ENTRY(a_task_woken_into_the_lifo_slot_runs_while_its_worker_is_blocked),
+	TEST_ENTRY(cancel_with_a_message_racing_the_tasks_end),
 	TEST_ENTRY(shutdown_waits_for_tasks_that_end_in_time),
 	TEST_ENTRY(shutdown_cancels_tasks_that_outlive_the_wait),
 	TEST_ENTRY(shutdown_of_a_started_runtime_waits_without_spinning),
