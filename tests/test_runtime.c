@@ -1597,12 +1597,7 @@ TEST(cancel_with_a_message_racing_the_tasks_end)
 {
 	coil_runtime_t *rt = rt_make(2, NULL);
 	ASSERT_EQ(coil_runtime_start(rt), 0);
-	coil_cfuture_t *c = NULL;
-	coil_spawn_opts_t pinned = { .pinned = true };
-	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&c, coil_runtime_loop(rt, 0),
-						     cancel_rounds, NULL, &pinned), 0);
-	ASSERT_EQ(coil_cfuture_wait(c, COIL_FOREVER, NULL), 0);
-	coil_cfuture_release(c);
+	ASSERT_EQ(run_on(rt, 0, true, cancel_rounds, NULL, NULL), 0);
 	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
 }
 
