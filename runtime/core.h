@@ -392,12 +392,15 @@ struct coil_task {
 	coil_future_t fut;
 	uint64_t id;
 	coil__task_body_t *body;  /* NULL once done (under clock) */
-	char *name;               /* NULL: "Task-<id>" */
+	/* NULL: "Task-<id>". Changed under clock, which listings on other
+	 * workers take to copy it (a rename frees the old name). */
+	char *name;
 	_Atomic int32_t cancel_requests;
 	/* The cancellation lock (coil__mt()): body, and the body's waiting,
-	 * must_cancel, cancel_msg and cancel_woken. Taken before a waiter's
-	 * source lock, never after; distinct from fut.lock so that tasks
-	 * awaiting each other cannot deadlock their cancellers. */
+	 * must_cancel, cancel_msg and cancel_woken; changes of name. Taken
+	 * before a waiter's source lock, never after; distinct from fut.lock
+	 * so that tasks awaiting each other cannot deadlock their
+	 * cancellers. */
 	coil__spin_t clock;
 };
 

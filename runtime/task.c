@@ -836,8 +836,20 @@ const char *coil_task_get_name(const coil_task_t *t)
 	coil_task_t *m = (coil_task_t *)t;
 	char buf[32];
 	snprintf(buf, sizeof(buf), "Task-%llu", (unsigned long long)t->id);
-	m->name = coil__strdup(buf);
-	return m->name ? m->name : "Task";
+	char *n = coil__strdup(buf);
+	if (!n)
+		return "Task";
+	/* Under the lock a listing on another worker copies it under; a
+	 * name set meanwhile (another worker naming it too) stays. */
+	coil__lock(&m->clock);
+	if (!m->name) {
+		m->name = n;
+		n = NULL;
+	}
+	const char *name = m->name;
+	coil__unlock(&m->clock);
+	coil__strfree(n);
+	return name;
 }
 
 int coil_task_set_name(coil_task_t *t, const char *name)
@@ -845,8 +857,13 @@ int coil_task_set_name(coil_task_t *t, const char *name)
 	char *n = coil__strdup(name ? name : "");
 	if (!n)
 		return -ENOMEM;
-	coil__strfree(t->name);
+	/* A listing on another worker (introspect.c, task_name) may be
+	 * copying the old name: it is freed once out of its reach. */
+	coil__lock(&t->clock);
+	char *old = t->name;
 	t->name = n;
+	coil__unlock(&t->clock);
+	coil__strfree(old);
 	return 0;
 }
 

@@ -306,15 +306,18 @@ static size_t stack_touched(const void *lo, size_t size)
 	return 0;
 }
 
-/* Copies t's name into buf; never allocates (coil_task_get_name names a
- * task lazily, which only its own thread may do). */
-NO_SAN static void task_name(const coil_task_t *t, char *buf, size_t cap)
+/* Copies t's name into buf; never allocates (coil_task_get_name would, to
+ * name the task). Under the cancellation lock: the task may be renamed
+ * meanwhile on another worker, which frees the old name (task.c,
+ * coil_task_set_name). */
+static void task_name(coil_task_t *t, char *buf, size_t cap)
 {
-	const char *n = RACY(t->name);
-	if (n)
-		snprintf(buf, cap, "%s", n);
+	coil__lock(&t->clock);
+	if (t->name)
+		snprintf(buf, cap, "%s", t->name);
 	else
 		snprintf(buf, cap, "Task-%llu", (unsigned long long)t->id);
+	coil__unlock(&t->clock);
 }
 
 static void info_fill(coil_task_t *t, const look_t *lk, coil_task_info_t *in)

@@ -30,6 +30,10 @@
  * is what keeps the loop alive during that hand-off: the loop side must
  * take it to complete the future, which it always does before it lets go of
  * the loop, so the loop cannot be closed and freed under a canceller.
+ * Handed to COIL_ANY_WORKER, cancel_run and the hand-off may run on two
+ * workers at once: the hand-off looks at the future again once `task` is
+ * set, so that a cancel_run that came too early to find the task is not
+ * lost.
  *
  * Closing: coil_loop_close cancels the tasks and runs them to their end, so
  * a running coroutine completes its future (cancelled) through step 3. But
@@ -187,6 +191,18 @@ static void handoff_run(void *arg)
 			coil__spin_lock(&b->task_lock);
 			b->task = t;
 			coil__spin_unlock(&b->task_lock);
+			/*
+			 * Handed to COIL_ANY_WORKER, cancel_run may have run
+			 * on another worker since the check above, found no
+			 * task and let go: look again now that it would find
+			 * one. A cancellation before cancel_run read `task`
+			 * was set before cancel_run was queued, and the
+			 * task_lock orders that read before our store; if
+			 * cancel_run sees the task too, the task is only
+			 * cancelled twice before its first step.
+			 */
+			if (coil_cfuture_cancelled(&b->cf))
+				coil_task_cancel(t, NULL);
 			return;
 		}
 		/* Nothing would see the task end if it never ran: keep it
