@@ -292,7 +292,9 @@ COIL_API int coil_condition_create(coil_condition_t **out, coil_lock_t *lock);
 
 /*
  * Frees the condition (and its own lock). Returns 0, -EINVAL, or -EBUSY
- * while tasks wait on it or on its own lock. Loop thread.
+ * while tasks are inside coil_condition_wait on it (waiting, or notified
+ * and still taking the lock back, perhaps on another worker) or wait on its
+ * own lock. Loop thread.
  */
 COIL_API int coil_condition_destroy(coil_condition_t *c);
 

@@ -20,7 +20,10 @@
  * reads and advances it under that lock too; `expired` and `deadline`
  * belong to the tasks calling next, one at a time (a second one waiting
  * gets -EBUSY). Destroying the iterator while another task is inside next
- * is defined only while that task is suspended in it.
+ * is defined only while that task is suspended in it, or woken and not
+ * yet past its wait: another worker cannot tell the two apart, so next
+ * keeps a reference to the set across its wait and destroy clears s->ctx
+ * under the set's lock first; next then returns COIL_ECLOSED.
  */
 #include "alloc.h"
 #include "fset.h"
@@ -90,20 +93,44 @@ int coil_as_completed_next(coil_as_completed_t *it, coil_future_t **f)
 	if (!it->expired && it->deadline != COIL_FOREVER &&
 	    coil__loop_now(s->loop) >= it->deadline)
 		expire(it);
-	if (!it->expired) {
+	bool waited = !it->expired;
+	if (waited) {
+		/* Once woken, by a completion on another worker say, we may
+		 * run while another worker destroys the iterator: from there
+		 * it cannot tell that we are no longer waiting. Our reference
+		 * keeps the set, and destroy clears s->ctx under its lock
+		 * before it frees `it`, which we touch from then on only
+		 * under that lock while s->ctx is still set. */
+		coil__fset_ref(s);
 		rc = coil__fset_wait(s, t, it->deadline);
-		if (rc == -ETIMEDOUT)
-			expire(it);
-		else if (rc)
+		if (rc && rc != -ETIMEDOUT) {
+			coil__fset_unref(s);
 			return rc; /* on COIL_ECLOSED, it may be gone */
+		}
 	}
-	rc = -ETIMEDOUT;
+	bool timed_out = rc == -ETIMEDOUT;
 	coil__lock(&s->lock);
+	if (!s->ctx) {
+		coil__unlock(&s->lock);
+		if (waited)
+			coil__fset_unref(s);
+		return COIL_ECLOSED;
+	}
+	if (timed_out)
+		it->expired = true;
+	rc = -ETIMEDOUT;
 	if (s->nord > it->yielded) {
 		*f = s->slots[s->order[it->yielded++]].f;
 		rc = 0;
 	}
 	coil__unlock(&s->lock);
+	if (timed_out) {
+		/* Stop watching (expire), outside the lock; completions from
+		 * the deadline on are not recorded anyway (s->until). */
+		coil__fset_stop(s);
+	}
+	if (waited)
+		coil__fset_unref(s);
 	return rc;
 }
 
@@ -112,6 +139,11 @@ void coil_as_completed_destroy(coil_as_completed_t *it)
 	if (!it)
 		return;
 	coil__fset_t *s = it->set;
+	/* A task in next woken meanwhile finds it gone (see there). */
+	coil__lock(&s->lock);
+	s->ctx = NULL;
+	s->detached = true; /* so that no callback calls ac_ready any more */
+	coil__unlock(&s->lock);
 	/* Stop watching before dropping the references: a pending future
 	 * whose last reference goes frees its callbacks without running them,
 	 * and the set would wait for them forever. */

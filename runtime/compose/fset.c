@@ -71,9 +71,16 @@ int coil__fset_create(coil__fset_t **out, coil_future_t *const *fs, size_t n,
 	return 0;
 }
 
+void coil__fset_ref(coil__fset_t *s)
+{
+	coil__lock(&s->lock);
+	s->refs++;
+	coil__unlock(&s->lock);
+}
+
 /* Drops a reference; frees the set after the last one. Called without the
  * lock. */
-static void fset_unref(coil__fset_t *s)
+void coil__fset_unref(coil__fset_t *s)
 {
 	coil__lock(&s->lock);
 	bool last = --s->refs == 0;
@@ -239,5 +246,5 @@ void coil__fset_detach(coil__fset_t *s)
 	coil__unlock(&s->lock);
 	if (w)
 		coil__waiter_wake(w, COIL_ECLOSED);
-	fset_unref(s);
+	coil__fset_unref(s);
 }

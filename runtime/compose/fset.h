@@ -102,6 +102,12 @@ void coil__fset_stop(coil__fset_t *s);
  * file. s is invalid afterwards. */
 void coil__fset_detach(coil__fset_t *s);
 
+/* A reference of the caller's own, for a task that must read the set
+ * after its owner may have detached it; dropped with coil__fset_unref
+ * (without the lock), which frees the set after the last one. */
+void coil__fset_ref(coil__fset_t *s);
+void coil__fset_unref(coil__fset_t *s);
+
 /* True if f ended with an error (not a cancellation). */
 static inline bool coil__future_failed(const coil_future_t *f)
 {

@@ -16,9 +16,9 @@
  * parent's next await still sees it.
  *
  * Lifetime: the group is reference counted: the owner's reference, one per
- * child callback registered or queued, and one for the parent while it
- * waits. The group holds a reference to each running child, and to each
- * child whose error it recorded, until it is destroyed.
+ * child callback registered or queued, and one for the parent while it is
+ * in coil_taskgroup_wait. The group holds a reference to each running
+ * child, and to each child whose error it recorded, until it is destroyed.
  *
  * Threads: the parent, the tasks that spawn into the group and the
  * children may run on any worker, and each child's done-callback runs on
@@ -373,15 +373,13 @@ static int wait_once(coil_taskgroup_t *tg)
 
 /*
  * Waits until no child runs. Returns 0 or COIL_ECLOSED (the loop
- * force-closes the parent). *gone is set when the group was destroyed under
- * the waiting parent: tg is then freed and must not be touched.
+ * force-closes the parent, or the group was destroyed under the waiting
+ * parent). The caller holds a reference to tg.
  */
-static int wait_children(coil_taskgroup_t *tg, bool *propagate, bool *gone)
+static int wait_children(coil_taskgroup_t *tg, bool *propagate)
 {
 	int rc = 0;
-	/* Our reference keeps tg readable if it is destroyed meanwhile. */
 	coil__lock(&tg->lock);
-	tg->refs++;
 	while (tg->nchildren > 0 && !tg->destroyed) {
 		coil__unlock(&tg->lock);
 		int c = wait_once(tg);
@@ -403,9 +401,7 @@ static int wait_children(coil_taskgroup_t *tg, bool *propagate, bool *gone)
 	}
 	if (tg->destroyed)
 		rc = COIL_ECLOSED;
-	*gone = tg->destroyed;
 	coil__unlock(&tg->lock);
-	tg_unref(tg);
 	return rc;
 }
 
@@ -419,16 +415,25 @@ int coil_taskgroup_wait(coil_taskgroup_t *tg, int status)
 		return COIL_EINVALSTATE;
 	}
 	tg->state = TG_EXITING;
+	/* Our reference keeps tg readable until we return, however soon
+	 * another worker destroys it: once the last child has woken us, a
+	 * destroyer cannot tell that we are still inside. */
+	tg->refs++;
 	coil__unlock(&tg->lock);
 	bool propagate = status == -ECANCELED;
 	if (status)
 		tg_abort(tg);
-	bool gone;
-	int rc = wait_children(tg, &propagate, &gone);
-	if (gone)
-		return rc;
+	int rc = wait_children(tg, &propagate);
 	coil_task_t *parent = tg->parent;
 	coil__lock(&tg->lock);
+	if (tg->destroyed) {
+		/* Destroyed under the waiting parent, maybe after its last
+		 * child woke it: destroy has taken the records, record
+		 * nothing more. */
+		coil__unlock(&tg->lock);
+		tg_unref(tg);
+		return COIL_ECLOSED;
+	}
 	tg->state = TG_DONE;
 	bool requested = tg->parent_cancel_requested;
 	int32_t cancelling = tg->parent_cancelling;
@@ -452,6 +457,7 @@ int coil_taskgroup_wait(coil_taskgroup_t *tg, int status)
 	coil__lock(&tg->lock);
 	tg->result = rc;
 	coil__unlock(&tg->lock);
+	tg_unref(tg);
 	return rc;
 }
 

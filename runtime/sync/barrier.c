@@ -27,7 +27,10 @@
  * Letting waiters go claims each one (coil__waiter_claim) and moves it to
  * a list of the waker's own under the spinlock; they are woken after it is
  * dropped. A waiter that a canceller claimed first stays linked until the
- * cancel hook, which takes the spinlock, unlinks it.
+ * cancel hook, which takes the spinlock, unlinks it. A task woken on
+ * another worker still uses the barrier until it leaves wait: destroy
+ * refuses while any is inside, counted in `count` or, for a newcomer
+ * between `blocked` and being counted in, in `held`.
  */
 #include "coil/sync.h"
 #include "core.h"
@@ -38,6 +41,7 @@ struct coil_barrier {
 	coil__spin_t lock;        /* every field but parties */
 	int parties;
 	int count;                /* tasks inside wait */
+	int held;                 /* newcomers in enter's wait, linked or woken */
 	int state;
 	coil__list_t waiting;     /* coil__waiter_t, by cb.link, in order */
 	coil__list_t blocked;
@@ -107,7 +111,7 @@ int coil_barrier_destroy(coil_barrier_t *b)
 	if (!b)
 		return -EINVAL;
 	coil__lock(&b->lock);
-	bool busy = b->count || !coil__list_empty(&b->blocked);
+	bool busy = b->count || b->held || !coil__list_empty(&b->blocked);
 	coil__unlock(&b->lock);
 	if (busy)
 		return -EBUSY;
@@ -122,22 +126,40 @@ int coil_barrier_destroy(coil_barrier_t *b)
  */
 static int enter(coil_barrier_t *b, coil_task_t **out)
 {
+	/* Counted in b->held from queuing on `blocked` until we hold the
+	 * lock again: a newcomer that was let go is off the list but not
+	 * yet counted in, and the task that let it go (or another, on any
+	 * worker) could otherwise destroy the barrier under it. */
+	bool held = false;
+	int rc;
 	for (;;) {
-		int rc = coil__suspend_check(out);
+		rc = coil__suspend_check(out);
 		if (rc)
-			return rc;
+			break;
 		coil__lock(&b->lock);
+		if (held) {
+			b->held--;
+			held = false;
+		}
 		if (b->state != DRAINING && b->state != RESETTING)
 			return 0;
 		coil__waiter_t w;
 		coil__waiter_init(&w, *out, waiter_unlink, b);
 		w.what = "barrier";
 		coil__list_push(&b->blocked, &w.cb.link);
+		b->held++;
+		held = true;
 		coil__unlock(&b->lock);
 		rc = coil__task_suspend(&w);
 		if (rc)
-			return rc;
+			break;
 	}
+	if (held) {
+		coil__lock(&b->lock);
+		b->held--;
+		coil__unlock(&b->lock);
+	}
+	return rc;
 }
 
 int coil_barrier_wait(coil_barrier_t *b)

@@ -25,7 +25,11 @@
  * (coil__waiter_claim) and unlinks them under the spinlock, and wakes them
  * after dropping it. A waiter that a canceller claimed first stays linked
  * until the cancel hook, which takes the spinlock, unlinks it; notify
- * passes over it and does not count it.
+ * passes over it and does not count it. A notified task is off the list
+ * but still uses the condition while it takes the lock back, perhaps on
+ * another worker than its notifier's: `inside` (under the spinlock) counts
+ * the tasks in wait until they return, and destroy refuses while it is
+ * not 0.
  */
 #include <limits.h>
 
@@ -33,10 +37,11 @@
 #include "core.h"
 
 struct coil_condition {
-	coil__spin_t lock;        /* waiters */
+	coil__spin_t lock;        /* waiters and inside */
 	coil_lock_t *mutex;       /* the coil_lock the condition is over */
 	bool own_lock;            /* created with it, freed with it */
 	coil__list_t waiters;     /* coil__waiter_t, by cb.link, in order */
+	int inside;               /* tasks in wait, queued or not */
 };
 
 /* The cancel hook: the canceller has claimed w. */
@@ -74,8 +79,11 @@ int coil_condition_destroy(coil_condition_t *c)
 {
 	if (!c)
 		return -EINVAL;
+	/* A notified task is off the list but still in wait, taking the
+	 * lock back (and maybe passing its notification on): it uses c until
+	 * it leaves, on whatever worker, and the notifier cannot tell when. */
 	coil__lock(&c->lock);
-	bool busy = !coil__list_empty(&c->waiters);
+	bool busy = !coil__list_empty(&c->waiters) || c->inside;
 	coil__unlock(&c->lock);
 	if (busy)
 		return -EBUSY;
@@ -149,6 +157,15 @@ static int reacquire(coil_condition_t *c, int code)
 	return err;
 }
 
+/* The end of a wait: the task no longer touches c. */
+static int wait_done(coil_condition_t *c, int rc)
+{
+	coil__lock(&c->lock);
+	c->inside--;
+	coil__unlock(&c->lock);
+	return rc;
+}
+
 int coil_condition_wait(coil_condition_t *c)
 {
 	if (!c)
@@ -162,6 +179,7 @@ int coil_condition_wait(coil_condition_t *c)
 	w.what = "condition";
 	coil__lock(&c->lock);
 	coil__list_push(&c->waiters, &w.cb.link);
+	c->inside++;
 	coil__unlock(&c->lock);
 	rc = coil_lock_release(c->mutex);
 	if (rc) {
@@ -175,9 +193,9 @@ int coil_condition_wait(coil_condition_t *c)
 		coil__unlock(&c->lock);
 		if (!mine && coil__task_suspend(&w) == 0)
 			wake_some(c, 1);
-		return rc;
+		return wait_done(c, rc);
 	}
-	return reacquire(c, coil__task_suspend(&w));
+	return wait_done(c, reacquire(c, coil__task_suspend(&w)));
 }
 
 int coil_condition_wait_for(coil_condition_t *c, bool (*pred)(void *arg),
