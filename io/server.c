@@ -729,9 +729,11 @@ int coil_server_close(coil_server_t *srv, int64_t grace_ns)
 	bool cancelled = false;
 	coil__lock(&srv->lock);
 	if (state_of(srv) != SRV_SERVING) {
-		coil__unlock(&srv->lock);
-		/* Another task closes it: wait for that to finish. */
+		/* Another task closes it: wait for that to finish. The
+		 * reference is taken under the lock: once the first close
+		 * has finished, any thread may free the server. */
 		coil_future_t *f = coil_future_ref(srv->closed);
+		coil__unlock(&srv->lock);
 		int rc = coil_await(f, NULL);
 		coil_future_release(f);
 		return rc;
@@ -768,10 +770,15 @@ int coil_server_close(coil_server_t *srv, int64_t grace_ns)
 		break; /* done, or the caller is being closed */
 	}
 
+	/* Once the state says CLOSED, coil_server_free (any thread) may free
+	 * the server and drop its reference to `closed`: resolve the future
+	 * through a reference of our own, without touching srv again. */
+	coil_future_t *closed = coil_future_ref(srv->closed);
 	coil__lock(&srv->lock);
 	atomic_store_explicit(&srv->state, SRV_CLOSED, memory_order_relaxed);
 	coil__unlock(&srv->lock);
-	coil_future_set_result(srv->closed, NULL, NULL);
+	coil_future_set_result(closed, NULL, NULL);
+	coil_future_release(closed);
 	return cancelled ? -ECANCELED : late ? -ETIMEDOUT : 0;
 }
 
