@@ -1307,6 +1307,11 @@ void coil__signal_loop_close(coil_loop_t *loop);
  * coil_loop_close once the tasks have ended, before the loops close. */
 void coil__executor_owner_close(void *owner);
 
+/* Forgets `owner` once nothing of it runs any more (its loops closed):
+ * until then the default executor stays refused to it, rather than made
+ * anew after coil__executor_owner_close. */
+void coil__executor_owner_forget(void *owner);
+
 /* Takes the message set by coil_errorf on this thread/task, or NULL. */
 char *coil__take_errmsg(void);
 

@@ -996,6 +996,8 @@ int coil_loop_close(coil_loop_t *loop)
 		coil__loop_leave(loop);
 	}
 	coil__executor_owner_close(loop);
+	/* Not running, the loop runs no callback that could use it again. */
+	coil__executor_owner_forget(loop);
 	/* Debug mode: what the program left open is reported while the
 	 * loop's exception handler still applies. */
 	coil__debug_fds_check(loop, loop);

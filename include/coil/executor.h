@@ -67,8 +67,10 @@
  * owns it and shuts it down when it closes (coil_runtime_shutdown,
  * coil_loop_close, the end of coil_run), after its tasks have ended and
  * before its loops are freed: the shutdown waits for the jobs still
- * running, so that no thread outlives the runtime. coil_set_default_executor
- * replaces it.
+ * running, so that no thread outlives the runtime. From then on (say, in
+ * a done-callback of one of those jobs) using the default executor, or
+ * setting one, returns COIL_ECLOSED rather than making one that would
+ * outlive the runtime. coil_set_default_executor replaces it.
  *
  * Ownership. Executors are reference counted: coil_thread_pool_create
  * gives the caller one reference, coil_executor_ref adds one, and
@@ -221,8 +223,11 @@ COIL_API int coil_executor_submit_threadsafe(coil_cfuture_t **out,
  * closes; the caller keeps its reference. ex NULL forgets the current
  * default, so that the next use makes a new one. A default that coil made
  * itself and that is replaced here is shut down without waiting; an
- * executor the program set stays as it is. Returns 0, -EINVAL (no loop),
- * COIL_ECLOSED (ex was shut down, or the loop is closed) or -ENOMEM.
+ * executor the program set stays as it is. A submission to the default
+ * (ex NULL) that races the replacement on another worker goes to the old
+ * default or the new one, and is not refused because the old one was shut
+ * down. Returns 0, -EINVAL (no loop), COIL_ECLOSED (ex was shut down, or
+ * the loop is closed) or -ENOMEM.
  */
 COIL_API int coil_set_default_executor(coil_loop_t *loop, coil_executor_t *ex);
 

@@ -34,6 +34,7 @@ struct owner {
 	coil_executor_t *cur;     /* a reference, or NULL */
 	coil_executor_t **old;    /* replaced defaults (references) */
 	size_t nold;
+	bool closed;              /* the owner is closing: no new default */
 };
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -87,14 +88,22 @@ coil_executor_t *coil__executor_default(coil_loop_t *loop, int *err)
 {
 	void *key = owner_key(loop);
 	uint64_t gen = atomic_load_explicit(&table_gen, memory_order_acquire);
-	if (cache.key == key && cache.gen == gen && cache.ex)
+	/* A cached default found closed was replaced meanwhile (the
+	 * generation this thread sees may lag): look in the table. */
+	if (cache.key == key && cache.gen == gen && cache.ex &&
+	    !coil__executor_closed(cache.ex))
 		return cache.ex;
 	pthread_mutex_lock(&table_mu);
 	gen = atomic_load_explicit(&table_gen, memory_order_relaxed);
 	owner_t *o = get_locked(key);
 	coil_executor_t *ex = NULL;
 	*err = -ENOMEM;
-	if (o && !(ex = o->cur)) {
+	if (o && o->closed) {
+		/* A loop callback run while the runtime shuts its default
+		 * down (a done-callback of its last jobs): a new default
+		 * would outlive the runtime. */
+		*err = COIL_ECLOSED;
+	} else if (o && !(ex = o->cur)) {
 		coil_thread_pool_opts_t opts;
 		coil_thread_pool_opts_init(&opts);
 		if (dflt_set)
@@ -134,9 +143,9 @@ int coil_set_default_executor(coil_loop_t *loop, coil_executor_t *ex)
 		return COIL_ECLOSED;
 	pthread_mutex_lock(&table_mu);
 	owner_t *o = get_locked(owner_key(loop));
-	if (!o) {
+	if (!o || o->closed) {
 		pthread_mutex_unlock(&table_mu);
-		return -ENOMEM;
+		return o ? COIL_ECLOSED : -ENOMEM;
 	}
 	coil_executor_t *prev = o->cur;
 	if (prev) {
@@ -197,6 +206,39 @@ int coil_set_default_executor_opts(const coil_thread_pool_opts_t *opts)
 
 void coil__executor_owner_close(void *key)
 {
+	/* The entry stays, marked closed, until coil__executor_owner_forget:
+	 * the loops of a runtime still run callbacks after this (those of
+	 * the jobs waited for here), and one that used the default must not
+	 * make a new one. */
+	pthread_mutex_lock(&table_mu);
+	owner_t *o = get_locked(key);
+	coil_executor_t *cur = NULL, **old = NULL;
+	size_t nold = 0;
+	if (o && !o->closed) {
+		o->closed = true;
+		cur = o->cur;
+		old = o->old;
+		nold = o->nold;
+		o->cur = NULL;
+		o->old = NULL;
+		o->nold = 0;
+		bump_locked();
+	}
+	pthread_mutex_unlock(&table_mu);
+	if (cur)
+		coil_executor_shutdown(cur, true, false);
+	for (size_t i = 0; i < nold; i++) {
+		coil_executor_t *ex = old[i];
+		if (coil__executor_internal(ex))
+			coil_executor_shutdown(ex, true, false);
+		else
+			coil_executor_release(ex);
+	}
+	free(old);
+}
+
+void coil__executor_owner_forget(void *key)
+{
 	pthread_mutex_lock(&table_mu);
 	owner_t **p = &owners;
 	while (*p && (*p)->key != key)
@@ -209,15 +251,6 @@ void coil__executor_owner_close(void *key)
 	pthread_mutex_unlock(&table_mu);
 	if (!o)
 		return;
-	if (o->cur)
-		coil_executor_shutdown(o->cur, true, false);
-	for (size_t i = 0; i < o->nold; i++) {
-		coil_executor_t *ex = o->old[i];
-		if (coil__executor_internal(ex))
-			coil_executor_shutdown(ex, true, false);
-		else
-			coil_executor_release(ex);
-	}
-	free(o->old);
+	/* Closed already: it holds no executor any more. */
 	coil__free(o, sizeof(*o));
 }

@@ -1004,7 +1004,8 @@ int coil_executor_submit(coil_future_t **out, coil_executor_t *ex, coil_fn fn,
 	if (loop->closed)
 		return COIL_ECLOSED;
 	int rc;
-	if (!ex && !(ex = coil__executor_default(loop, &rc)))
+	bool dflt = !ex;
+	if (dflt && !(ex = coil__executor_default(loop, &rc)))
 		return rc;
 	coil__xdone_t *d = job_new(fn, arg, result_dtor);
 	if (!d)
@@ -1015,7 +1016,20 @@ int coil_executor_submit(coil_future_t **out, coil_executor_t *ex, coil_fn fn,
 		return rc;
 	}
 	d->fut = coil_future_ref(f);
-	if ((rc = push(ex, d))) {
+	while ((rc = push(ex, d))) {
+		/* A task on another worker may have replaced the default we
+		 * looked up, and shut it down, since: the job goes to the
+		 * one that replaced it. The same one closed means that the
+		 * current default itself was shut down. */
+		coil_executor_t *cur;
+		if (dflt && rc == COIL_ECLOSED) {
+			if ((cur = coil__executor_default(loop, &rc)) && cur != ex) {
+				ex = cur;
+				continue;
+			}
+			if (cur)
+				rc = COIL_ECLOSED;
+		}
 		coil_future_release(f);
 		coil_future_release(f);
 		coil__free(d, sizeof(*d));

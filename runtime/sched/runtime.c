@@ -1073,6 +1073,8 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	pthread_mutex_lock(&rt->lock);
 	exit_threads(rt);
 	pthread_mutex_unlock(&rt->lock);
+	/* No worker runs a callback any more that could ask for a default. */
+	coil__executor_owner_forget(rt);
 	if (left)
 		fprintf(stderr, "coil: runtime shut down with %zu task(s) that ignored "
 			"cancellation and close; their memory is abandoned\n", left);
