@@ -116,6 +116,7 @@ static coil__task_body_t *body_get(void)
 typedef struct fcache {
 	void *handles;            /* a list through their first word */
 	coil__task_body_t *bodies; /* a list through run.node.next */
+	unsigned nhandles, nbodies;
 	unsigned skip;            /* spawns before the pool is looked at
 				   * again after it was found empty */
 	bool keyed;               /* the destructor is registered */
@@ -139,6 +140,7 @@ static void fcache_free(void *p)
 		c->bodies = (coil__task_body_t *)b->run.node.next;
 		coil__free(b, sizeof(*b));
 	}
+	c->nhandles = c->nbodies = 0;
 }
 
 static void fcache_key_make(void)
@@ -146,8 +148,9 @@ static void fcache_key_make(void)
 	fcache_key_ok = pthread_key_create(&fcache_key, fcache_free) == 0;
 }
 
-/* Takes up to FCACHE_BATCH handles and bodies from rt's pool into the
- * thread's cache. Returns false when the thread cannot keep a cache (no
+/* Fills the thread's cache from rt's pool, each list up to FCACHE_BATCH
+ * (one list may still hold some: the pool's two lists need not be as
+ * long). Returns false when the thread cannot keep a cache (no
  * destructor to give it back at exit). */
 static bool fcache_refill(coil_runtime_t *rt)
 {
@@ -158,14 +161,14 @@ static bool fcache_refill(coil_runtime_t *rt)
 		fcache.keyed = true;
 	}
 	coil__spin_lock(&rt->fpool_lock);
-	for (unsigned i = 0; i < FCACHE_BATCH && rt->fhandles; i++) {
+	for (; fcache.nhandles < FCACHE_BATCH && rt->fhandles; fcache.nhandles++) {
 		void *h = rt->fhandles;
 		rt->fhandles = *(void **)h;
 		rt->nfhandles--;
 		*(void **)h = fcache.handles;
 		fcache.handles = h;
 	}
-	for (unsigned i = 0; i < FCACHE_BATCH && rt->fbodies; i++) {
+	for (; fcache.nbodies < FCACHE_BATCH && rt->fbodies; fcache.nbodies++) {
 		coil__task_body_t *b = rt->fbodies;
 		rt->fbodies = (coil__task_body_t *)b->run.node.next;
 		rt->nfbodies--;
@@ -185,15 +188,18 @@ static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t *
 	*b = NULL;
 	if (coil__cache_max) {
 		if (!fcache.handles || !fcache.bodies) {
+			/* After a refill that left a list empty, the next ones
+			 * wait: the pool had none of that kind. */
 			if (fcache.skip)
 				fcache.skip--;
-			else if (!fcache_refill(rt) || (!fcache.handles && !fcache.bodies))
+			else if (!fcache_refill(rt) || !fcache.handles || !fcache.bodies)
 				fcache.skip = FCACHE_BATCH;
 		}
 		if (fcache.handles) {
 			*t = fcache.handles;
 			void *n = *(void **)*t;
 			fcache.handles = n;
+			fcache.nhandles--;
 			if (n) {
 				__builtin_prefetch(n, 1, 3);
 				__builtin_prefetch((char *)n + sizeof(coil_task_t) - 1, 1, 3);
@@ -203,6 +209,7 @@ static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t *
 			*b = fcache.bodies;
 			coil__task_body_t *n = (coil__task_body_t *)(*b)->run.node.next;
 			fcache.bodies = n;
+			fcache.nbodies--;
 			if (n) {
 				for (size_t o = 0; o < sizeof(*n); o += 64)
 					__builtin_prefetch((char *)n + o, 1, 3);
