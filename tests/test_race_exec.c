@@ -27,49 +27,13 @@
 
 #include "coil/coil.h"
 #include "test.h"
-
-static bool under_valgrind(void)
-{
-	return getenv("COIL_VALGRIND") != NULL;
-}
+#include "race.h"
 
 static int rounds(int normal)
 {
 	if (under_valgrind())
 		return 5;
 	return TEST_TSAN ? normal / 4 : normal;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	/* splitmix64 */
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-/* A random spin spread over orders of magnitude, so that either side of
- * a race may come first. */
-static void jitter(uint64_t *s)
-{
-	uint64_t r = rnd(s);
-	unsigned n = (1u << (r % (under_valgrind() ? 8 : 15))) + (unsigned)((r >> 8) % 64);
-	for (volatile unsigned i = 0; i < n; i++)
-		;
-}
-
-static coil_runtime_t *rt_make(unsigned workers)
-{
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt = NULL;
-	int rc = coil_runtime_new(&rt, &o);
-	TEST_SKIP_UNLESS_RING(rc);
-	ASSERT_EQ(rc, 0);
-	ASSERT(rt != NULL);
-	return rt;
 }
 
 static coil_executor_t *pool_make(unsigned threads)
@@ -128,59 +92,11 @@ static void drain_results(void)
 
 /* ---- the helper on worker 1 ---- */
 
-typedef void (*job_fn)(void *arg);
-
-static struct {
-	job_fn job;               /* written before seq is bumped */
-	void *arg;
-	atomic_uint seq;
-	atomic_uint done;
-	atomic_bool quit;
-} helper;
-
-static int helper_main(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	uint64_t rng = 7;
-	unsigned last = 0, spins = 0;
-	for (;;) {
-		unsigned s;
-		while ((s = atomic_load_explicit(&helper.seq, memory_order_acquire)) == last) {
-			if (atomic_load(&helper.quit))
-				return 0;
-			if (++spins % 64 == 0)
-				ASSERT_EQ(coil_sleep(0), 0);
-			else
-				sched_yield();
-		}
-		last = s;
-		jitter(&rng);
-		helper.job(helper.arg);
-		atomic_store_explicit(&helper.done, s, memory_order_release);
-		ASSERT_EQ(coil_sleep(0), 0);
-	}
-}
-
-static void helper_go(job_fn job, void *arg)
-{
-	helper.job = job;
-	helper.arg = arg;
-	atomic_fetch_add_explicit(&helper.seq, 1, memory_order_release);
-}
-
-static void helper_wait(void)
-{
-	unsigned s = atomic_load(&helper.seq);
-	while (atomic_load_explicit(&helper.done, memory_order_acquire) != s)
-		ASSERT_EQ(coil_sleep(0), 0);
-}
-
 /* Runs body as a driver pinned on worker 0 of a 2-worker runtime, with
  * the helper pinned on worker 1. */
 static void with_driver(coil_fn body, void *arg)
 {
-	coil_runtime_t *rt = rt_make(2);
+	coil_runtime_t *rt = test_runtime_new(2);
 	ASSERT_EQ(coil_runtime_start(rt), 0);
 	coil_spawn_opts_t pinned = { .pinned = true };
 	atomic_store(&helper.quit, false);
@@ -531,7 +447,7 @@ TEST(default_executor_made_by_two_workers_then_shut_down)
 	counts_reset();
 	int n = rounds(40);
 	for (int i = 0; i < n; i++) {
-		coil_runtime_t *rt = rt_make(2);
+		coil_runtime_t *rt = test_runtime_new(2);
 		ASSERT_EQ(coil_runtime_start(rt), 0);
 		atomic_store(&dflt_started, 0);
 		coil_spawn_opts_t pinned = { .pinned = true };
@@ -690,7 +606,7 @@ TEST(default_executor_used_by_a_callback_while_the_runtime_closes)
 	counts_reset();
 	int n = under_valgrind() ? 1 : 5;
 	for (int i = 0; i < n; i++) {
-		coil_runtime_t *rt = rt_make(2);
+		coil_runtime_t *rt = test_runtime_new(2);
 		ASSERT_EQ(coil_runtime_start(rt), 0);
 		atomic_store(&late_rc, 1);
 		coil_cfuture_t *c = NULL;

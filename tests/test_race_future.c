@@ -19,24 +19,7 @@
 #include "coil/debug.h"
 #include "threadsafe/cfuture.h"
 #include "test.h"
-
-static bool under_valgrind(void)
-{
-	return getenv("COIL_VALGRIND") != NULL;
-}
-
-static coil_runtime_t *rt_make(unsigned workers)
-{
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = workers;
-	coil_runtime_t *rt = NULL;
-	int rc = coil_runtime_new(&rt, &o);
-	TEST_SKIP_UNLESS_RING(rc);
-	ASSERT_EQ(rc, 0);
-	ASSERT(rt != NULL);
-	return rt;
-}
+#include "race.h"
 
 /* --- a cancellation handed to any worker while another makes the task --- */
 
@@ -70,7 +53,7 @@ static int sleeps_until_cancelled(void *arg, void **result)
  */
 TEST(cancel_to_any_worker_racing_the_hand_off)
 {
-	coil_runtime_t *rt = rt_make(2);
+	coil_runtime_t *rt = test_runtime_new(2);
 	ASSERT_EQ(coil_runtime_start(rt), 0);
 	coil_loop_t *any = coil_runtime_loop(rt, COIL_ANY_WORKER);
 	for (int i = 0; i < ANY_ROUNDS; i++) {
@@ -180,7 +163,7 @@ static int rename_and_list(void *arg, void **result)
  */
 TEST(rename_racing_a_listing_on_another_worker)
 {
-	coil_runtime_t *rt = rt_make(2);
+	coil_runtime_t *rt = test_runtime_new(2);
 	ASSERT_EQ(coil_runtime_start(rt), 0);
 	coil_cfuture_t *c = NULL;
 	coil_spawn_opts_t pinned = { .pinned = true };
@@ -351,7 +334,7 @@ static int yields_then_returns(void *arg, void **result)
  */
 TEST(cfuture_cancel_racing_the_coroutines_end)
 {
-	coil_runtime_t *rt = rt_make(2);
+	coil_runtime_t *rt = test_runtime_new(2);
 	ASSERT_EQ(coil_runtime_start(rt), 0);
 	coil_spawn_opts_t o = { .result_dtor = end_dtor };
 	for (int i = 0; i < END_ROUNDS; i++) {
@@ -500,7 +483,7 @@ static int aw_rounds(void *arg, void **result)
  */
 TEST(future_resolved_by_a_thread_while_its_awaiter_is_cancelled)
 {
-	coil_runtime_t *rt = rt_make(2);
+	coil_runtime_t *rt = test_runtime_new(2);
 	ASSERT_EQ(coil_runtime_start(rt), 0);
 	coil_cfuture_t *c = NULL;
 	coil_spawn_opts_t pinned = { .pinned = true };

@@ -31,94 +31,9 @@
 #include "coil/stream.h"
 #include "stream_int.h"
 #include "test.h"
-
-static bool under_valgrind(void)
-{
-	return getenv("COIL_VALGRIND") != NULL;
-}
-
-/* Under Valgrind one thread runs at a time: a busy wait must hand the CPU
- * over at once. */
-static unsigned pause_every(void)
-{
-	return under_valgrind() ? 1 : 64;
-}
-
-static void spin_pause(unsigned *spins)
-{
-	if (++*spins % pause_every() == 0)
-		sched_yield();
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	/* splitmix64 */
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-/* A random spin, spread over several orders of magnitude. */
-static void jitter(uint64_t *s)
-{
-	uint64_t r = rnd(s);
-	unsigned n = (1u << (r % (under_valgrind() ? 8 : 15))) + (unsigned)((r >> 8) % 64);
-	for (volatile unsigned i = 0; i < n; i++)
-		;
-}
+#include "race.h"
 
 /* ---- the helper on worker 1 ---- */
-
-typedef void (*job_fn)(void *arg);
-
-static struct {
-	job_fn job;               /* written before seq is bumped */
-	void *arg;
-	atomic_uint seq;
-	atomic_uint done;
-	atomic_bool quit;
-} helper;
-
-static int helper_main(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	uint64_t rng = 7;
-	unsigned last = 0;
-	for (;;) {
-		unsigned s, spins = 0, pauses = 0;
-		while ((s = atomic_load_explicit(&helper.seq, memory_order_acquire)) == last) {
-			if (atomic_load(&helper.quit))
-				return 0;
-			if (++spins % 256 == 0)
-				ASSERT_EQ(coil_sleep(0), 0);
-			spin_pause(&pauses);
-		}
-		last = s;
-		jitter(&rng);
-		helper.job(helper.arg);
-		atomic_store_explicit(&helper.done, s, memory_order_release);
-		ASSERT_EQ(coil_sleep(0), 0);
-	}
-}
-
-static void helper_go(job_fn job, void *arg)
-{
-	helper.job = job;
-	helper.arg = arg;
-	atomic_fetch_add_explicit(&helper.seq, 1, memory_order_release);
-}
-
-/* Waits (yielding, so worker 0's loop runs) for the helper's job. */
-static void helper_wait(void)
-{
-	unsigned s = atomic_load(&helper.seq), spins = 0;
-	while (atomic_load_explicit(&helper.done, memory_order_acquire) != s) {
-		ASSERT_EQ(coil_sleep(0), 0);
-		spin_pause(&spins);
-	}
-}
 
 typedef void (*rounds_fn)(int i, uint64_t *rng);
 static rounds_fn the_round;

@@ -38,6 +38,8 @@
 
 #include "coil/coil.h"
 #include "test.h"
+#define RACE_JITTER_BITS 17
+#include "race.h"
 
 static int rounds(void)
 {
@@ -46,104 +48,7 @@ static int rounds(void)
 	return TEST_TSAN ? 300 : 2000;
 }
 
-/* Under Valgrind one thread runs at a time: a busy wait must hand the CPU
- * over at once, and the random spins are kept short. */
-static int pause_every(void)
-{
-	static atomic_int every; /* read by both workers */
-	int e = atomic_load_explicit(&every, memory_order_relaxed);
-	if (!e) {
-		e = getenv("COIL_VALGRIND") ? 1 : 64;
-		atomic_store_explicit(&every, e, memory_order_relaxed);
-	}
-	return e;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	/* splitmix64 */
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-/* A random spin, so that either side of a race may come first: its
- * length is spread over several orders of magnitude, as the time the
- * helper takes to see its job is not known (and is far longer under
- * TSan). */
-static void jitter(uint64_t *s)
-{
-	uint64_t r = rnd(s);
-	unsigned n = (1u << (r % (pause_every() == 1 ? 10 : 17))) + (unsigned)((r >> 8) % 64);
-	for (volatile unsigned i = 0; i < n; i++)
-		;
-}
-
-/* A busy wait's turn: give the CPU away now and then, as the other
- * side's thread may be waiting for one (two cores, shared). */
-static void spin_pause(unsigned *spins)
-{
-	if (++*spins % (unsigned)pause_every() == 0)
-		sched_yield();
-}
-
 /* ---- the helper on worker 1 ---- */
-
-typedef void (*job_fn)(void *arg);
-
-static struct {
-	job_fn job;               /* written before seq is bumped */
-	void *arg;
-	atomic_uint seq;
-	atomic_uint done;
-	atomic_bool quit;
-} helper;
-
-static int helper_main(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	uint64_t rng = 7;
-	unsigned last = 0;
-	for (;;) {
-		unsigned s;
-		unsigned spins = 0, pauses = 0;
-		while ((s = atomic_load_explicit(&helper.seq, memory_order_acquire)) == last) {
-			if (atomic_load(&helper.quit))
-				return 0;
-			/* Let worker 1's loop run what was posted to it (a
-			 * future of its own completed from worker 0) and the
-			 * callbacks of its futures. */
-			if (++spins % 256 == 0)
-				ASSERT_EQ(coil_sleep(0), 0);
-			spin_pause(&pauses);
-		}
-		last = s;
-		jitter(&rng);
-		helper.job(helper.arg);
-		atomic_store_explicit(&helper.done, s, memory_order_release);
-		/* Run the done-callbacks the job queued on worker 1's loop
-		 * now, while the other side of the race is still under way. */
-		ASSERT_EQ(coil_sleep(0), 0);
-	}
-}
-
-static void helper_go(job_fn job, void *arg)
-{
-	helper.job = job;
-	helper.arg = arg;
-	atomic_fetch_add_explicit(&helper.seq, 1, memory_order_release);
-}
-
-static void helper_wait(void)
-{
-	unsigned s = atomic_load(&helper.seq), spins = 0;
-	while (atomic_load_explicit(&helper.done, memory_order_acquire) != s) {
-		ASSERT_EQ(coil_sleep(0), 0);
-		spin_pause(&spins);
-	}
-}
 
 /* ---- one round ---- */
 
