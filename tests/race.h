@@ -3,7 +3,7 @@
  *
  * A race test runs a driver task pinned on worker 0 of a two-worker
  * runtime and hands jobs to a helper task pinned on worker 1
- * (helper_go, helper_wait): each round, both sides act at once after a
+ * (race_drive, helper_go, helper_wait): each round, both sides act at once after a
  * random spin (jitter), so that either may come first, thousands of times.
  * What a test asserts holds whatever the timing; ASan or TSan sees the use
  * after free or the unsynchronised access behind a failure.
@@ -131,6 +131,30 @@ static inline void helper_wait(void)
 		ASSERT_EQ(coil_sleep(0), 0);
 		spin_pause(&spins);
 	}
+}
+
+/* From a plain thread: runs body(arg) as a task pinned on worker 0 of a new
+ * two-worker runtime, with the helper pinned on worker 1, then stops the
+ * helper and shuts the runtime down. */
+static inline void race_drive(coil_fn body, void *arg)
+{
+	coil_runtime_t *rt = test_runtime_new(2);
+	ASSERT_EQ(coil_runtime_start(rt), 0);
+	coil_spawn_opts_t pinned = { .pinned = true };
+	atomic_store(&helper.quit, false);
+	atomic_store(&helper.seq, 0);
+	atomic_store(&helper.done, 0);
+	coil_cfuture_t *h = NULL, *d = NULL;
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&h, coil_runtime_loop(rt, 1),
+						     helper_main, NULL, &pinned), 0);
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&d, coil_runtime_loop(rt, 0),
+						     body, arg, &pinned), 0);
+	ASSERT_EQ(coil_cfuture_wait(d, COIL_FOREVER, NULL), 0);
+	coil_cfuture_release(d);
+	atomic_store(&helper.quit, true);
+	ASSERT_EQ(coil_cfuture_wait(h, COIL_FOREVER, NULL), 0);
+	coil_cfuture_release(h);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
 }
 
 #endif

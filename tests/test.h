@@ -15,6 +15,7 @@
 #ifndef COIL_TEST_H
 #define COIL_TEST_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -177,6 +178,30 @@ static inline coil_runtime_t *test_runtime_new(unsigned workers)
 	TEST_SKIP_UNLESS_RING(rc);
 	ASSERT_EQ(rc, 0);
 	return rt;
+}
+
+/* How many of the process's threads have a name starting with prefix
+ * (/proc/self/task/<tid>/comm). */
+static inline int test_threads_named(const char *prefix)
+{
+	DIR *d = opendir("/proc/self/task");
+	ASSERT(d != NULL);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], name[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f) && !strncmp(name, prefix, strlen(prefix)))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
 }
 
 /* An optional hook that main runs first: a test file that needs one

@@ -641,34 +641,11 @@ TEST(default_executor_first_use_and_idle_exit)
 	ASSERT_EQ(coil_set_default_executor_opts(NULL), 0);
 }
 
-/* Counts the threads of this process whose name starts with `prefix`. */
-static int threads_named(const char *prefix)
-{
-	DIR *d = opendir("/proc/self/task");
-	ASSERT(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[300], name[32] = "";
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f) && !strncmp(name, prefix, strlen(prefix)))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 /* A joined thread can linger in /proc for a moment after pthread_join
  * returned (the kernel wakes the joiner before it removes the task). */
 static bool none_named(void *prefix)
 {
-	return threads_named(prefix) == 0;
+	return test_threads_named(prefix) == 0;
 }
 
 /* The default pool's size is min(32, CPUs + 4): that many jobs block at
@@ -695,7 +672,7 @@ static int default_size_main(void *arg, void **result)
 	for (int i = 0; i < n; i++)
 		ASSERT_EQ(coil_executor_submit(&fs[i], NULL, job_gated, &s->gate, NULL), 0);
 	task_wait_until(all_max_started, s);
-	ASSERT_EQ(threads_named("coil-pool"), s->max);
+	ASSERT_EQ(test_threads_named("coil-pool"), s->max);
 	for (int i = 0; i < n; i++)
 		ASSERT_EQ(sem_post(&s->gate.sem), 0);
 	for (int i = 0; i < n; i++) {
@@ -726,7 +703,7 @@ static int loop_owner_main(void *arg, void **result)
 	*result = NULL;
 	void *r;
 	ASSERT_EQ(coil_run_in_executor(NULL, job_double, (void *)(uintptr_t)1, &r), 0);
-	ASSERT_GE(threads_named("coil-pool"), 1);
+	ASSERT_GE(test_threads_named("coil-pool"), 1);
 	return 0;
 }
 

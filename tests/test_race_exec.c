@@ -92,29 +92,6 @@ static void drain_results(void)
 
 /* ---- the helper on worker 1 ---- */
 
-/* Runs body as a driver pinned on worker 0 of a 2-worker runtime, with
- * the helper pinned on worker 1. */
-static void with_driver(coil_fn body, void *arg)
-{
-	coil_runtime_t *rt = test_runtime_new(2);
-	ASSERT_EQ(coil_runtime_start(rt), 0);
-	coil_spawn_opts_t pinned = { .pinned = true };
-	atomic_store(&helper.quit, false);
-	atomic_store(&helper.seq, 0);
-	atomic_store(&helper.done, 0);
-	coil_cfuture_t *h = NULL, *d = NULL;
-	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&h, coil_runtime_loop(rt, 1),
-						     helper_main, NULL, &pinned), 0);
-	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&d, coil_runtime_loop(rt, 0),
-						     body, arg, &pinned), 0);
-	ASSERT_EQ(coil_cfuture_wait(d, COIL_FOREVER, NULL), 0);
-	coil_cfuture_release(d);
-	atomic_store(&helper.quit, true);
-	ASSERT_EQ(coil_cfuture_wait(h, COIL_FOREVER, NULL), 0);
-	coil_cfuture_release(h);
-	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
-}
-
 /* --- run_in_executor: the caller cancelled as its job completes --- */
 
 typedef struct rie {
@@ -185,7 +162,7 @@ static int rie_body(void *arg, void **result)
 TEST(run_in_executor_cancelled_as_its_job_completes)
 {
 	counts_reset();
-	with_driver(rie_body, NULL);
+	race_drive(rie_body, NULL);
 	ASSERT_EQ(atomic_load(&made), atomic_load(&destroyed));
 }
 
@@ -251,7 +228,7 @@ static int sub_body(void *arg, void **result)
 TEST(submitted_future_cancelled_from_another_worker_as_its_job_ends)
 {
 	counts_reset();
-	with_driver(sub_body, NULL);
+	race_drive(sub_body, NULL);
 	ASSERT_EQ(atomic_load(&made), atomic_load(&destroyed));
 }
 
@@ -406,7 +383,7 @@ static int sh_body(void *arg, void **result)
 TEST(shutdown_racing_submissions_from_a_task_and_a_thread)
 {
 	counts_reset();
-	with_driver(sh_body, NULL);
+	race_drive(sh_body, NULL);
 	ASSERT_EQ(atomic_load(&made), atomic_load(&destroyed));
 }
 
@@ -531,36 +508,13 @@ static int repl_body(void *arg, void **result)
 TEST(default_executor_replaced_while_another_worker_submits)
 {
 	counts_reset();
-	with_driver(repl_body, NULL);
+	race_drive(repl_body, NULL);
 	ASSERT_EQ(atomic_load(&made), atomic_load(&destroyed));
 }
 
 /* --- a loop callback submitting to the default while the runtime closes --- */
 
 static atomic_int late_rc;
-
-/* Counts the threads of the process whose name starts with prefix. */
-static int threads_named(const char *prefix)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/task");
-	ASSERT(d != NULL);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[300], name[32] = "";
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f) && !strncmp(name, prefix, strlen(prefix)))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
 
 static int job_slow(void *arg, void **result)
 {
@@ -621,7 +575,7 @@ TEST(default_executor_used_by_a_callback_while_the_runtime_closes)
 		ASSERT(rc == 1 || rc == 0 || rc == COIL_ECLOSED || rc == -EINVAL);
 		if (getenv("COIL_TEST_VERBOSE"))
 			fprintf(stderr, "  the late submission returned %d\n", rc);
-		ASSERT_EQ(threads_named("coil-pool"), 0);
+		ASSERT_EQ(test_threads_named("coil-pool"), 0);
 		ASSERT_EQ(atomic_load(&made), atomic_load(&destroyed));
 	}
 }

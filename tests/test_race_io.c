@@ -43,44 +43,17 @@ static int driver_main(void *arg, void **result)
 {
 	(void)arg;
 	(void)result;
-	coil_runtime_t *rt = coil_current_runtime();
-	coil_spawn_opts_t pinned = { .pinned = true };
-	atomic_store(&helper.quit, false);
-	atomic_store(&helper.seq, 0);
-	atomic_store(&helper.done, 0);
-	coil_cfuture_t *h = NULL;
-	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&h, coil_runtime_loop(rt, 1),
-						     helper_main, NULL, &pinned), 0);
 	uint64_t rng = 12345;
 	for (int i = 0; i < the_rounds; i++)
 		the_round(i, &rng);
-	atomic_store(&helper.quit, true);
-	while (!coil_cfuture_done(h))
-		ASSERT_EQ(coil_sleep(0), 0);
-	ASSERT_EQ(coil_cfuture_wait(h, COIL_FOREVER, NULL), 0);
-	coil_cfuture_release(h);
 	return 0;
 }
 
 static void run_rounds(rounds_fn fn, int rounds)
 {
-	coil_runtime_opts_t o;
-	coil_runtime_opts_init(&o);
-	o.workers = 2;
-	coil_runtime_t *rt = NULL;
-	int rc = coil_runtime_new(&rt, &o);
-	TEST_SKIP_UNLESS_RING(rc);
-	ASSERT_EQ(rc, 0);
-	ASSERT_EQ(coil_runtime_start(rt), 0);
 	the_round = fn;
 	the_rounds = rounds;
-	coil_cfuture_t *c = NULL;
-	coil_spawn_opts_t pinned = { .pinned = true };
-	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&c, coil_runtime_loop(rt, 0),
-						     driver_main, NULL, &pinned), 0);
-	ASSERT_EQ(coil_cfuture_wait(c, COIL_FOREVER, NULL), 0);
-	coil_cfuture_release(c);
-	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	race_drive(driver_main, NULL);
 }
 
 /* ---- a server freed by another worker as soon as its close finished ---- */
