@@ -202,7 +202,12 @@ COIL_API int coil_process_pool_run(coil_process_pool_t *pool,
 				   size_t in_len, coil_bytes_t *out);
 
 /*
- * Ends the pool and frees it (the pointer is invalid afterwards). With
+ * Ends the pool and frees it (the pointer is invalid afterwards). No other
+ * call on the pool may be under way or still to come, from any thread:
+ * every submit and coil_process_pool_pids must have returned before this
+ * is called (join the threads, await the tasks that make them). A submit
+ * still returning when its job has already run (the job's effects seen
+ * from another thread) is still using the pool. With
  * cancel_futures, jobs not yet sent to a worker are cancelled; without it
  * they still run when `wait` is set, and fail with COIL_ECLOSED when it is
  * not. With `wait`, the jobs being run are waited for; without it the
@@ -219,7 +224,8 @@ COIL_API int coil_process_pool_shutdown(coil_process_pool_t *pool, bool wait,
 /*
  * Writes the process ids of the pool's live workers to pids[0 .. cap) and
  * returns how many workers there are (which may exceed cap), for tests and
- * diagnostics. 0 for NULL.
+ * diagnostics. 0 for NULL. Any thread, also while the pool replaces dead
+ * workers (every id given is a worker's, never 0).
  */
 COIL_API size_t coil_process_pool_pids(coil_process_pool_t *pool, int *pids,
 				       size_t cap);

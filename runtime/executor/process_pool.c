@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,12 +232,19 @@ static int spawn_worker(coil_process_pool_t *p, pworker_t *w)
 	close(rp[1]);
 	fcntl(jp[1], F_SETFL, O_NONBLOCK);
 	fcntl(rp[0], F_SETFL, O_NONBLOCK);
-	memset(w, 0, sizeof(*w));
-	w->pidfd = coil__pidfd_open(pid);
+	int pidfd = coil__pidfd_open(pid);
+	/* The slot is cleared under the mutex, pid included: other threads
+	 * read pid in coil_process_pool_pids at any time, and a memset over
+	 * it is a write like any other. The input buffer needs no clearing
+	 * (ioff and ilen say what it holds). */
+	pthread_mutex_lock(&p->mu);
+	memset(w, 0, offsetof(pworker_t, inbuf));
+	w->pid = pid;
+	pthread_mutex_unlock(&p->mu);
+	w->pidfd = pidfd;
 	w->job_fd = jp[1];
 	w->res_fd = rp[0];
 	w->state = W_IDLE;
-	set_pid(p, w, pid);
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
