@@ -418,6 +418,23 @@ struct coil_handle {
 	bool is_timer;
 };
 
+/* A list of free task handles (through their first word) or bodies
+ * (through run.node.next) in a runtime's pool, and its length. */
+struct coil__pool_batch {
+	void *head;
+	size_t n;
+};
+/* The most batches of each kind a runtime's pool keeps (of up to
+ * COIL__POOL_BATCH each: 8,192 handles and as many bodies). */
+#define COIL__FPOOL_BATCHES 128
+
+/* A batch of a home worker's task bodies that ended on another worker
+ * (coil_loop_t.ended). */
+struct coil__ended {
+	struct coil__task_body *head, *tail; /* through run.node.next */
+	unsigned n;
+};
+
 struct coil_loop {
 	coil__ctx_t sched;        /* the loop's own context while it runs */
 	coil_coro_t *sched_cur;   /* coil__cur to restore when a task yields */
@@ -505,20 +522,18 @@ struct coil_loop {
 	struct coil__task_body *rbodies;
 	size_t nrbodies;
 	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
-	/* Bodies of this loop's tasks that ended on another worker, still
-	 * linked in `tasks` (listings skip them: their futures are done, see
-	 * coil__task_listed) and holding their handle's loop reference:
-	 * pushed by those workers (a stack through run.node.next), unlinked
-	 * by the next holder of tasks_lock (coil__loop_tasks_sync), so that
-	 * ending a task that migrated never takes its home loop's lock. */
-	_Alignas(64) _Atomic(struct coil__task_body *) ended_elsewhere;
-	/* The finisher's side: bodies of tasks of loop ended_home that ended
-	 * here, not yet pushed to its ended_elsewhere (owner only; pushed
-	 * in one step per COIL__TICK of them, for another home, and at
-	 * every round of the worker's loop: coil__loop_ended_flush). */
-	_Alignas(64) struct coil__task_body *ended_head, *ended_tail;
-	coil_loop_t *ended_home;
-	unsigned ended_n;
+	/* Bodies of other workers' tasks that ended here, per home worker
+	 * (rt->n entries, by index; owner only), still linked in their home's
+	 * `tasks` (listings skip them: their futures are done, see
+	 * coil__task_listed) and holding their handle's loop reference. A
+	 * home's batch is unlinked here, under its tasks_lock, once it holds
+	 * COIL__TICK bodies and at every round of the worker's loop
+	 * (coil__loop_ended_flush): one lock per batch instead of one per
+	 * end, and the bodies recycle into this worker's caches, where they
+	 * are warm, instead of costing the home (or an outside spawner) a
+	 * cache miss each. */
+	struct coil__ended *ended;
+	unsigned nended;          /* homes with a batch */
 	/* Multi-worker scheduling (multi): the owner's side. */
 	coil__task_body_t *lifo;  /* the task just woken by a running task */
 	unsigned lifo_run;        /* LIFO-slot steps in a row */
@@ -555,12 +570,14 @@ struct coil_runtime {
 	 * runtime (coil_runtime_spawn), which have no cache of their own:
 	 * workers hand back, in batches, what tasks spawned that way leave
 	 * behind, so that such a thread reuses memory instead of touching
-	 * fresh pages for every task (under fpool_lock). */
+	 * fresh pages for every task (under fpool_lock). They are kept as
+	 * the batches the workers gave (coil__runtime_pool_give), taken
+	 * whole: moving a list node by node would cost a cache miss per node
+	 * under the lock, the nodes' lines being the giver's. */
 	coil__spin_t fpool_lock;
-	void *fhandles;
-	size_t nfhandles;
-	struct coil__task_body *fbodies;
-	size_t nfbodies;
+	struct coil__pool_batch fhandles[COIL__FPOOL_BATCHES];
+	struct coil__pool_batch fbodies[COIL__FPOOL_BATCHES];
+	unsigned nfhandles, nfbodies; /* batches held */
 	_Alignas(64) pthread_mutex_t lock; /* threads, state below */
 	pthread_mutex_t wait_mu;  /* shutdown waiting for the tasks to end */
 	pthread_cond_t cond;
@@ -1231,29 +1248,28 @@ void coil__waiter_timer_done(coil__waiter_t *w);
 void coil__task_pin_cur(void);
 void coil__task_unpin_cur(void);
 void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b);
-/* With loop->tasks_lock held (any thread): takes the bodies of loop's tasks
- * that ended on other workers out of loop->tasks and returns them (a list
- * through run.node.next) for coil__loop_tasks_done, called once the lock
- * is dropped, which drops their handles' loop references and recycles
- * them. */
-coil__task_body_t *coil__loop_tasks_sync(coil_loop_t *loop);
 /* Whether a body found in a loop's `tasks` (under its lock) is a task not
  * done yet: one that ended on another worker stays there, done, until
- * the home's next coil__loop_tasks_sync. */
+ * that worker unlinks it (coil__loop_ended_flush). */
 static inline bool coil__task_listed(const coil__task_body_t *b)
 {
 	return atomic_load_explicit(&b->task->fut.state, memory_order_acquire) ==
 	       COIL__F_PENDING;
 }
-/* On a worker's thread: pushes the bodies of other loops' tasks that ended
- * here to their home (see coil_loop_t.ended_head). */
-void coil__loop_ended_flush(coil_loop_t *loop);
-/* none_left: loop->ntasks was 0 after the sync (then a runtime waiting for
- * its tasks to end is told). */
-void coil__loop_tasks_done(coil_loop_t *loop, coil__task_body_t *ended, bool none_left);
+/* On a worker's thread: unlinks the bodies of other loops' tasks that
+ * ended here from their homes and recycles them (see coil_loop_t.ended);
+ * unless `force`, only those whose home's lock is free now. A worker
+ * forces it before it parks or leaves, so that a shutdown counting the
+ * tasks left does not wait for it. */
+void coil__loop_ended_flush(coil_loop_t *loop, bool force);
 /* Hands a worker's batch of spare handles and bodies to its runtime's
  * pool for outside spawners (sched/runtime.c). */
 void coil__runtime_pool_give(coil_loop_t *loop);
+/* Takes a batch of handles into *handles and one of bodies into *bodies
+ * (each unless NULL, and if the pool has one: a batch not taken leaves
+ * its argument as it was). Returns whether it took anything. Any thread. */
+bool coil__runtime_pool_take(coil_runtime_t *rt, struct coil__pool_batch *handles,
+			     struct coil__pool_batch *bodies);
 #define COIL__POOL_BATCH 64
 
 /* coil_task_factory_default, with `shared`: whether the handle (out) may

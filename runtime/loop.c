@@ -123,7 +123,13 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 	loop->multi = true; /* depth-first deques even with one worker */
 	loop->alone = rt->n == 1;
 	loop->rng = 0x9E3779B97F4A7C15ull * (index + 1);
-	if (loop->multi && (rc = coil__deque_init(&loop->deque, 1024))) {
+	loop->ended = calloc(rt->n, sizeof(*loop->ended));
+	if (!loop->ended)
+		rc = -ENOMEM;
+	else if (loop->multi)
+		rc = coil__deque_init(&loop->deque, 1024);
+	if (rc) {
+		free(loop->ended);
 		coil__debug_loop_unregister(loop);
 		coil__ring_destroy(loop->ring);
 		coil__free_aligned64(loop, sizeof(*loop));
@@ -688,7 +694,7 @@ static bool worker_should_leave(coil_loop_t *loop)
 void coil__worker_loop(coil_loop_t *loop)
 {
 	while (!worker_should_leave(loop)) {
-		coil__loop_ended_flush(loop);
+		coil__loop_ended_flush(loop, false);
 		drain_inbox(loop);
 		if (coil__ring_inflight(loop->ring))
 			loop_wait(loop, 0);
@@ -720,7 +726,7 @@ void coil__worker_loop(coil_loop_t *loop)
 			run_runnable(loop, r);
 			steps++;
 			if (worker_should_leave(loop)) {
-				coil__loop_ended_flush(loop);
+				coil__loop_ended_flush(loop, true);
 				return;
 			}
 		}
@@ -732,12 +738,13 @@ void coil__worker_loop(coil_loop_t *loop)
 			continue;
 		/* Nothing found: park until the next timer, an I/O completion
 		 * or a wake-up (the runtime's idle protocol). */
+		coil__loop_ended_flush(loop, true);
 		if (coil__sched_park_begin(loop)) {
 			loop_wait(loop, timer_timeout(loop));
 			coil__sched_park_end(loop);
 		}
 	}
-	coil__loop_ended_flush(loop);
+	coil__loop_ended_flush(loop, true);
 }
 
 int coil__loop_enter(coil_loop_t *loop)
@@ -847,7 +854,6 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 	/* Collected first, each with a reference: the list lock must not be
 	 * held across a cancel. */
 	coil__lock(&loop->tasks_lock);
-	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
 	size_t n = 0, cap = loop->ntasks;
 	coil_task_t **all = cap ? malloc(cap * sizeof(*all)) : NULL;
 	for (coil__list_t *p = loop->tasks.next; all && p != &loop->tasks && n < cap; p = p->next) {
@@ -857,7 +863,6 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 		all[n++] = coil_future_task(coil_future_ref(&b->task->fut));
 	}
 	coil__unlock(&loop->tasks_lock);
-	coil__loop_tasks_done(loop, ended, !cap);
 	for (size_t i = 0; i < n; i++) {
 		coil_task_t *t = all[i];
 		if (round < 4)
@@ -948,6 +953,7 @@ static void loop_free(coil_loop_t *loop)
 	handles_free(loop->hret);
 	if (loop->multi)
 		coil__deque_fini(&loop->deque);
+	free(loop->ended);
 	coil__ring_destroy(loop->ring);
 	coil__free_aligned64(loop, sizeof(*loop));
 }

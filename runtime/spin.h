@@ -8,6 +8,7 @@
 #define COIL_RUNTIME_SPIN_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 typedef struct coil__spin {
 	atomic_uchar v;
@@ -19,6 +20,13 @@ static inline void coil__spin_lock(coil__spin_t *l)
 {
 	if (__builtin_expect(atomic_exchange_explicit(&l->v, 1, memory_order_acquire), 0))
 		coil__spin_wait(l);
+}
+
+/* Takes the lock if it is free now; returns whether it did. */
+static inline bool coil__spin_trylock(coil__spin_t *l)
+{
+	return !atomic_load_explicit(&l->v, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&l->v, 1, memory_order_acquire);
 }
 
 static inline void coil__spin_unlock(coil__spin_t *l)

@@ -45,7 +45,7 @@ static uint64_t task_id_take(void)
 static __thread unsigned body_refill_skip;
 
 /*
- * A worker whose own list of bodies is empty takes the whole of the
+ * A worker whose own list of bodies is empty takes a batch of the
  * runtime's pool (see coil__runtime_pool_give) in one step. Where one
  * worker spawns and others run its tasks (W1), bodies pile up on the
  * runners, which hand the overflow to the pool: the spawner then reuses
@@ -60,18 +60,14 @@ static coil__task_body_t *body_refill(coil_loop_t *loop)
 			body_refill_skip--;
 		return NULL;
 	}
-	coil__spin_lock(&rt->fpool_lock);
-	coil__task_body_t *b = rt->fbodies;
-	size_t n = rt->nfbodies;
-	rt->fbodies = NULL;
-	rt->nfbodies = 0;
-	coil__spin_unlock(&rt->fpool_lock);
-	if (!b) {
+	struct coil__pool_batch got;
+	if (!coil__runtime_pool_take(rt, NULL, &got)) {
 		body_refill_skip = BODY_REFILL_BACKOFF;
 		return NULL;
 	}
+	coil__task_body_t *b = got.head;
 	loop->free_bodies = (coil__task_body_t *)b->run.node.next;
-	loop->nfree_bodies = n - 1;
+	loop->nfree_bodies = got.n - 1;
 	return b;
 }
 
@@ -103,15 +99,15 @@ static coil__task_body_t *body_get(void)
 
 /*
  * Spawns from threads outside the runtime (coil_runtime_spawn from a plain
- * thread) take handles and bodies from the runtime's pool in batches of up
- * to FCACHE_BATCH into a cache of the thread's own: one lock on the pool's
- * line per batch instead of one per spawn, and the next spawn's handle and
- * body, lines a worker wrote last, are fetched for writing while this one
- * fills its own. The cache is plain memory of fixed sizes, good for any
- * runtime; what is left of it goes back to the allocator when the thread
- * exits (fcache_key's destructor).
+ * thread) take handles and bodies from the runtime's pool a batch at a
+ * time (up to COIL__POOL_BATCH) into a cache of the thread's own: one lock
+ * on the pool's line per batch instead of one per spawn, and the next
+ * spawn's handle and body, lines a worker wrote last, are fetched for
+ * writing while this one fills its own. The cache is plain memory of fixed
+ * sizes, good for any runtime; what is left of it goes back to the
+ * allocator when the thread exits (fcache_key's destructor).
  */
-#define FCACHE_BATCH 64
+#define FCACHE_BATCH COIL__POOL_BATCH
 
 typedef struct fcache {
 	void *handles;            /* a list through their first word */
@@ -148,10 +144,10 @@ static void fcache_key_make(void)
 	fcache_key_ok = pthread_key_create(&fcache_key, fcache_free) == 0;
 }
 
-/* Fills the thread's cache from rt's pool, each list up to FCACHE_BATCH
- * (one list may still hold some: the pool's two lists need not be as
- * long). Returns false when the thread cannot keep a cache (no
- * destructor to give it back at exit). */
+/* Fills each empty list of the thread's cache with a batch of rt's pool
+ * (the other list may still hold some: the pool's batches of handles and
+ * of bodies need not come in pairs). Returns false when the thread cannot
+ * keep a cache (no destructor to give it back at exit). */
 static bool fcache_refill(coil_runtime_t *rt)
 {
 	if (!fcache.keyed) {
@@ -160,22 +156,18 @@ static bool fcache_refill(coil_runtime_t *rt)
 			return false;
 		fcache.keyed = true;
 	}
-	coil__spin_lock(&rt->fpool_lock);
-	for (; fcache.nhandles < FCACHE_BATCH && rt->fhandles; fcache.nhandles++) {
-		void *h = rt->fhandles;
-		rt->fhandles = *(void **)h;
-		rt->nfhandles--;
-		*(void **)h = fcache.handles;
-		fcache.handles = h;
+	struct coil__pool_batch h = { NULL, 0 }, b = { NULL, 0 };
+	if (!coil__runtime_pool_take(rt, fcache.handles ? NULL : &h,
+				     fcache.bodies ? NULL : &b))
+		return true;
+	if (h.head) {
+		fcache.handles = h.head;
+		fcache.nhandles = (unsigned)h.n;
 	}
-	for (; fcache.nbodies < FCACHE_BATCH && rt->fbodies; fcache.nbodies++) {
-		coil__task_body_t *b = rt->fbodies;
-		rt->fbodies = (coil__task_body_t *)b->run.node.next;
-		rt->nfbodies--;
-		b->run.node.next = (coil__fnode_t *)fcache.bodies;
-		fcache.bodies = b;
+	if (b.head) {
+		fcache.bodies = b.head;
+		fcache.nbodies = (unsigned)b.n;
 	}
-	coil__spin_unlock(&rt->fpool_lock);
 	return true;
 }
 
@@ -280,59 +272,64 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 	body_recycle(loop, b);
 }
 
-void coil__loop_ended_flush(coil_loop_t *loop)
+/* Unlinks the batch of home's bodies that ended on this worker (one lock
+ * for all of them) and recycles them here. Unless `force`, only if the
+ * home's lock is free: the batch waits for a later flush rather than this
+ * worker for the home's spawn (or for its thread, preempted while holding
+ * the lock). */
+static void ended_flush_home(coil_loop_t *loop, coil_loop_t *home, bool force)
 {
-	coil__task_body_t *first = loop->ended_head, *last = loop->ended_tail;
-	if (!first)
+	struct coil__ended *e = &loop->ended[home->index];
+	if (force)
+		coil__spin_lock(&home->tasks_lock);
+	else if (!coil__spin_trylock(&home->tasks_lock))
 		return;
-	coil_loop_t *home = loop->ended_home;
-	loop->ended_head = loop->ended_tail = NULL;
-	loop->ended_n = 0;
-	coil__task_body_t *head = atomic_load_explicit(&home->ended_elsewhere,
-						       memory_order_relaxed);
-	do
-		last->run.node.next = (coil__fnode_t *)head;
-	while (!atomic_compare_exchange_weak_explicit(&home->ended_elsewhere, &head, first,
-						      memory_order_release,
-						      memory_order_relaxed));
-	/* A runtime waiting for its tasks to end counts them again. */
-	coil__runtime_tasks_gone(home->rt);
-}
-
-coil__task_body_t *coil__loop_tasks_sync(coil_loop_t *loop)
-{
-	if (!atomic_load_explicit(&loop->ended_elsewhere, memory_order_relaxed))
-		return NULL;
-	coil__task_body_t *list = atomic_exchange_explicit(&loop->ended_elsewhere, NULL,
-							   memory_order_acquire);
-	for (coil__task_body_t *b = list; b; b = (coil__task_body_t *)b->run.node.next) {
-		coil__list_del(&b->all);
-		loop->ntasks--;
+	coil__task_body_t *b = e->head;
+	e->head = e->tail = NULL;
+	e->n = 0;
+	loop->nended--;
+	for (coil__task_body_t *p = b; p; p = (coil__task_body_t *)p->run.node.next) {
+		coil__list_del(&p->all);
+		home->ntasks--;
 	}
-	return list;
-}
-
-void coil__loop_tasks_done(coil_loop_t *loop, coil__task_body_t *ended, bool none_left)
-{
-	if (!ended)
-		return;
-	/* Bodies go back to the loop's own lists on its thread, else (an
-	 * outside spawner, a shutdown counting tasks) to the allocator: an
-	 * outside spawner's next malloc takes them from its thread's cache
-	 * without the lock of the runtime's pool. */
-	bool mine = coil__running_loop == loop;
-	while (ended) {
-		coil__task_body_t *b = ended;
-		ended = (coil__task_body_t *)b->run.node.next;
+	size_t left = home->ntasks;
+	coil__spin_unlock(&home->tasks_lock);
+	while (b) {
+		coil__task_body_t *next = (coil__task_body_t *)b->run.node.next;
 		coil_task_t *t = b->task;
-		if (mine)
-			body_recycle(loop, b);
-		else
-			coil__free(b, sizeof(*b));
+		body_recycle(loop, b);
 		coil_future_release(&t->fut); /* the loop's reference */
+		b = next;
 	}
-	if (none_left && loop->rt)
-		coil__runtime_tasks_gone(loop->rt);
+	/* A runtime waiting for its tasks to end counts them again. */
+	if (!left)
+		coil__runtime_tasks_gone(home->rt);
+}
+
+void coil__loop_ended_flush(coil_loop_t *loop, bool force)
+{
+	for (unsigned i = 0; loop->nended && i < loop->rt->n; i++) {
+		if (loop->ended[i].head)
+			ended_flush_home(loop, loop->rt->loops[i], force);
+	}
+}
+
+/* Queues the body of a task of another worker (home) that ended here for
+ * ended_flush_home. */
+static void ended_push(coil_loop_t *loop, coil_loop_t *home, coil__task_body_t *b)
+{
+	struct coil__ended *e = &loop->ended[home->index];
+	b->run.node.next = NULL;
+	if (e->tail) {
+		e->tail->run.node.next = (coil__fnode_t *)b;
+	} else {
+		e->head = b;
+		loop->nended++;
+	}
+	e->tail = b;
+	/* Tried at every COIL__TICK ends, forced at 4 times that. */
+	if (++e->n % COIL__TICK == 0)
+		ended_flush_home(loop, home, e->n >= 4 * COIL__TICK);
 }
 
 /*
@@ -448,11 +445,9 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
 	coil__lock(&loop->tasks_lock);
-	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
 	coil__list_push(&loop->tasks, &b->all);
 	loop->ntasks++;
 	coil__unlock(&loop->tasks_lock);
-	coil__loop_tasks_done(loop, ended, false);
 	if (out)
 		*out = t;
 	coil__task_enqueue_new(loop, b);
@@ -541,18 +536,16 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	}
 	coil_loop_t *home = t->fut.loop;
 	/* A task that ended on a worker other than its home stays in the
-	 * home's list, with the handle's loop reference, until the home's
-	 * next look at it (coil__loop_tasks_sync): its end takes no lock
+	 * home's list, with the handle's loop reference, until this worker
+	 * unlinks a batch of them (coil_loop_t.ended): its end takes no lock
 	 * that the home's spawns take too. */
 	bool elsewhere = home != loop && home->rt && loop->rt == home->rt;
 	size_t left = 1;
 	if (!elsewhere) {
 		coil__lock(&home->tasks_lock);
-		coil__task_body_t *ended = coil__loop_tasks_sync(home);
 		coil__list_del(&b->all);
 		left = --home->ntasks;
 		coil__unlock(&home->tasks_lock);
-		coil__loop_tasks_done(home, ended, false);
 	}
 	/* A loop alone (core.h) is the only one to touch its tasks'
 	 * cancellation state: coil_task_cancel and task listings are for the
@@ -575,25 +568,11 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		b->cancel_msg = NULL;
 	}
 	if (elsewhere) {
-		/* The body's list link shares a cache line with fields that
-		 * body_clear only reads: the home's unlink finds it in its
-		 * own cache. */
 		body_clear(loop, b);
 		coil__future_finish(&t->fut, state, ret, result, dtor, msg);
-		/* The body and the loop's reference go to the home (the
-		 * spawner's reference, if it kept one, stays), in batches
-		 * (coil__loop_ended_flush). */
-		if (loop->ended_home != home)
-			coil__loop_ended_flush(loop);
-		loop->ended_home = home;
-		b->run.node.next = NULL;
-		if (loop->ended_tail)
-			loop->ended_tail->run.node.next = (coil__fnode_t *)b;
-		else
-			loop->ended_head = b;
-		loop->ended_tail = b;
-		if (++loop->ended_n >= COIL__TICK)
-			coil__loop_ended_flush(loop);
+		/* The body and the loop's reference are let go of with the
+		 * batch (the spawner's reference, if it kept one, stays). */
+		ended_push(loop, home, b);
 		return;
 	}
 	coil__task_free_body(loop, b);
@@ -897,8 +876,6 @@ size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 		return 0;
 	size_t i = 0;
 	coil__lock(&loop->tasks_lock);
-	coil__task_body_t *ended = coil__loop_tasks_sync(loop);
-	bool none = !loop->ntasks;
 	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
 		if (!coil__task_listed(b))
@@ -908,7 +885,6 @@ size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 		i++;
 	}
 	coil__unlock(&loop->tasks_lock);
-	coil__loop_tasks_done(loop, ended, none);
 	return i;
 }
 

@@ -405,7 +405,6 @@ static int collect(coil_loop_t *loop, coil_task_t ***out)
 	coil_task_t **v = NULL;
 	for (;;) {
 		coil__lock(&loop->tasks_lock);
-		coil__task_body_t *ended = coil__loop_tasks_sync(loop);
 		size_t n = loop->ntasks;
 		if (n <= cap) {
 			size_t i = 0;
@@ -418,12 +417,10 @@ static int collect(coil_loop_t *loop, coil_task_t ***out)
 				v[i++] = coil_future_task(coil_future_ref(&b->task->fut));
 			}
 			coil__unlock(&loop->tasks_lock);
-			coil__loop_tasks_done(loop, ended, !n);
 			*out = v;
 			return (int)i;
 		}
 		coil__unlock(&loop->tasks_lock);
-		coil__loop_tasks_done(loop, ended, !n);
 		/* Allocated outside the spinlock; the list may grow meanwhile,
 		 * hence the room to spare and the retry. */
 		free(v);

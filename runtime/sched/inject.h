@@ -5,10 +5,11 @@
  * deques go here; every worker polls it at a fixed tick even when its own
  * deque is busy, so nothing in it starves. It is a mutex-protected
  * intrusive FIFO (as Tokio's inject queue): items move in batches, so the
- * lock is taken once per batch, and an atomic length lets a worker skip the
- * lock entirely when the queue is empty. The lock is a spinlock: a mutex
- * here sent the submitter and the workers into futex calls at every
- * collision (W4 spawn).
+ * lock is taken once per batch (twice for a pop, which cuts its batch out
+ * of the whole list between the two, see coil__inject_pop_batch_ex), and
+ * an atomic length lets a worker skip the lock entirely when the queue is
+ * empty. The lock is a spinlock: a mutex here sent the submitter and the
+ * workers into futex calls at every collision (W4 spawn).
  *
  * Who touches what: head/tail under `lock`; `len` written under the lock
  * (release) and read without it (acquire) as a hint; `closed` under the lock.
@@ -52,6 +53,14 @@ bool coil__inject_push_ex(coil__inject_t *in, coil__fnode_t *n, bool *was_empty)
 /* Any thread: moves up to max nodes, oldest first, to the tail of out.
  * Returns how many. */
 size_t coil__inject_pop_batch(coil__inject_t *in, coil__fifo_t *out, size_t max);
+
+/* The same, and sets *returned (unless NULL) to whether nodes beyond max
+ * went back to the queue. While a pop cuts its batch (outside the lock)
+ * the queue looks empty to other poppers, and one of them may set `len`
+ * to 0 meanwhile: a popper that put nodes back runs the wake-up check of
+ * the parking protocol, as a push onto an empty queue does. */
+size_t coil__inject_pop_batch_ex(coil__inject_t *in, coil__fifo_t *out, size_t max,
+				 bool *returned);
 
 /* Any thread: the number of queued nodes, without the lock (a hint). */
 static inline size_t coil__inject_len(const coil__inject_t *in)

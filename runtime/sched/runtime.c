@@ -249,7 +249,10 @@ static coil__runnable_t *take_injected(coil_loop_t *loop)
 		want = INJECT_BATCH;
 	coil__fifo_t got;
 	coil__fifo_init(&got);
-	size_t taken = coil__inject_pop_batch(&rt->inject, &got, want);
+	bool returned;
+	size_t taken = coil__inject_pop_batch_ex(&rt->inject, &got, want, &returned);
+	if (returned)
+		work_pushed(rt);
 	if (!taken)
 		return NULL;
 	COIL__M_ADD(loop, inject_pops, taken);
@@ -496,17 +499,18 @@ static unsigned affinity_cpus(int **out)
 
 void coil__runtime_opts_read(coil_runtime_opts_t *o, const coil_runtime_opts_t *in);
 
-static void pool_free_lists(void **handles, coil__task_body_t **bodies)
+/* Frees a list of handles and one of bodies (either may be NULL). */
+static void pool_free_lists(void *h, coil__task_body_t *b)
 {
-	while (*handles) {
-		void *h = *handles;
-		*handles = *(void **)h;
+	while (h) {
+		void *next = *(void **)h;
 		coil__free(h, sizeof(coil_task_t));
+		h = next;
 	}
-	while (*bodies) {
-		coil__task_body_t *b = *bodies;
-		*bodies = (coil__task_body_t *)b->run.node.next;
+	while (b) {
+		coil__task_body_t *next = (coil__task_body_t *)b->run.node.next;
 		coil__free(b, sizeof(*b));
+		b = next;
 	}
 }
 
@@ -544,7 +548,9 @@ static void runtime_free(coil_runtime_t *rt)
 			if (!rt->loops[i])
 				continue;
 			coil__loop_close_worker(rt->loops[i]);
-			pool_free_lists(&rt->loops[i]->rhandles, &rt->loops[i]->rbodies);
+			pool_free_lists(rt->loops[i]->rhandles, rt->loops[i]->rbodies);
+			rt->loops[i]->rhandles = NULL;
+			rt->loops[i]->rbodies = NULL;
 			workers_live += atomic_load_explicit(&rt->loops[i]->live,
 							     memory_order_relaxed);
 		}
@@ -567,7 +573,11 @@ static void runtime_free(coil_runtime_t *rt)
 		}
 	}
 	coil__inject_fini(&rt->inject);
-	pool_free_lists(&rt->fhandles, &rt->fbodies);
+	for (unsigned i = 0; i < rt->nfhandles; i++)
+		pool_free_lists(rt->fhandles[i].head, NULL);
+	for (unsigned i = 0; i < rt->nfbodies; i++)
+		pool_free_lists(NULL, rt->fbodies[i].head);
+	rt->nfhandles = rt->nfbodies = 0;
 	free(rt->any);
 	free(rt->idle);
 	free(rt->threads);
@@ -717,33 +727,43 @@ int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out, coil_fn fn,
 	return coil__task_create(loop, out, fn, arg, opts, true);
 }
 
-/* The most handles (and bodies) the pool for outside spawners keeps. */
-#define FPOOL_MAX 8192
-
 void coil__runtime_pool_give(coil_loop_t *loop)
 {
 	coil_runtime_t *rt = loop->rt;
 	coil__spin_lock(&rt->fpool_lock);
-	while (loop->rhandles && rt->nfhandles < FPOOL_MAX) {
-		void *h = loop->rhandles;
-		loop->rhandles = *(void **)h;
-		loop->nrhandles--;
-		*(void **)h = rt->fhandles;
-		rt->fhandles = h;
-		rt->nfhandles++;
+	if (loop->rhandles && rt->nfhandles < COIL__FPOOL_BATCHES) {
+		rt->fhandles[rt->nfhandles++] = (struct coil__pool_batch){ loop->rhandles,
+									   loop->nrhandles };
+		loop->rhandles = NULL;
 	}
-	while (loop->rbodies && rt->nfbodies < FPOOL_MAX) {
-		coil__task_body_t *b = loop->rbodies;
-		loop->rbodies = (coil__task_body_t *)b->run.node.next;
-		loop->nrbodies--;
-		b->run.node.next = (coil__fnode_t *)rt->fbodies;
-		rt->fbodies = b;
-		rt->nfbodies++;
+	if (loop->rbodies && rt->nfbodies < COIL__FPOOL_BATCHES) {
+		rt->fbodies[rt->nfbodies++] = (struct coil__pool_batch){ loop->rbodies,
+									 loop->nrbodies };
+		loop->rbodies = NULL;
 	}
 	coil__spin_unlock(&rt->fpool_lock);
 	/* The pool is full: what is left goes back to the allocator. */
-	pool_free_lists(&loop->rhandles, &loop->rbodies);
+	pool_free_lists(loop->rhandles, loop->rbodies);
+	loop->rhandles = NULL;
+	loop->rbodies = NULL;
 	loop->nrhandles = loop->nrbodies = 0;
+}
+
+bool coil__runtime_pool_take(coil_runtime_t *rt, struct coil__pool_batch *handles,
+			     struct coil__pool_batch *bodies)
+{
+	bool any = false;
+	coil__spin_lock(&rt->fpool_lock);
+	if (handles && rt->nfhandles) {
+		*handles = rt->fhandles[--rt->nfhandles];
+		any = true;
+	}
+	if (bodies && rt->nfbodies) {
+		*bodies = rt->fbodies[--rt->nfbodies];
+		any = true;
+	}
+	coil__spin_unlock(&rt->fpool_lock);
+	return any;
 }
 
 /* --- worker threads ---------------------------------------------------- */
@@ -964,10 +984,8 @@ static size_t live_tasks(coil_runtime_t *rt)
 	for (unsigned i = 0; i < rt->n; i++) {
 		coil_loop_t *l = rt->loops[i];
 		coil__lock(&l->tasks_lock);
-		coil__task_body_t *ended = coil__loop_tasks_sync(l);
 		n += l->ntasks;
 		coil__unlock(&l->tasks_lock);
-		coil__loop_tasks_done(l, ended, false);
 	}
 	return n;
 }
