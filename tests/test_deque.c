@@ -232,15 +232,93 @@ static void *in_consumer(void *arg)
 	return NULL;
 }
 
-TEST(inject_queue_stress_loses_and_doubles_nothing)
+/* Pops everything, n at a time, checking that ids come out as 0, 1, ... */
+static void drain_in_order(coil__inject_t *in, size_t total, size_t n)
+{
+	size_t next = 0;
+	for (;;) {
+		coil__fifo_t out;
+		coil__fifo_init(&out);
+		size_t k = coil__inject_pop_batch(in, &out, n);
+		ASSERT(k <= n && k <= COIL__INJECT_POP_MAX);
+		ASSERT_EQ(out.len, k);
+		if (!k)
+			break;
+		coil__fnode_t *f;
+		while ((f = coil__fifo_pop(&out)))
+			ASSERT_EQ(coil__container_of(f, struct node, link)->id, next++);
+	}
+	ASSERT_EQ(next, total);
+	ASSERT_EQ(coil__inject_len(in), 0);
+}
+
+TEST(inject_queue_grows_shrinks_and_queues_behind_a_full_ring)
+{
+	enum { N = 20000 };
+	struct node *ns = calloc(N, sizeof(*ns));
+	for (size_t i = 0; i < N; i++)
+		ns[i].id = i;
+	/* Singles and batches, through several doublings of the ring. */
+	coil__inject_t in;
+	coil__inject_init(&in);
+	bool empty = false;
+	ASSERT(coil__inject_push_ex(&in, &ns[0].link, &empty));
+	ASSERT(empty);
+	for (size_t i = 1; i < N;) {
+		coil__fifo_t batch;
+		coil__fifo_init(&batch);
+		for (size_t k = 0; k < 1 + i % 37 && i < N; k++, i++)
+			coil__fifo_push(&batch, &ns[i].link);
+		ASSERT(coil__inject_push_batch_ex(&in, &batch, &empty));
+		ASSERT(!empty);
+		ASSERT_EQ(batch.len, 0);
+	}
+	ASSERT_EQ(coil__inject_len(&in), N);
+	ASSERT(in.cap >= N);
+	drain_in_order(&in, N, 1000);
+	ASSERT_EQ(in.cap, 0); /* a big ring is given back once empty */
+	/* A ring that may not grow: the rest waits behind it, in order,
+	 * and pushes go behind that until it is gone. */
+	in.max_cap = 256;
+	for (size_t i = 0; i < 1000; i++)
+		ASSERT(coil__inject_push(&in, &ns[i].link));
+	ASSERT_EQ(in.n, 256);
+	ASSERT_EQ(in.over.len, 1000 - 256);
+	coil__fifo_t out;
+	coil__fifo_init(&out);
+	ASSERT_EQ(coil__inject_pop_batch(&in, &out, 64), 64);
+	for (size_t i = 1000; i < 1100; i++)
+		ASSERT(coil__inject_push(&in, &ns[i].link));
+	ASSERT_EQ(coil__inject_len(&in), 1100 - 64);
+	for (size_t i = 0; i < 64; i++)
+		ASSERT_EQ(coil__container_of(coil__fifo_pop(&out), struct node, link)->id, i);
+	size_t next = 64;
+	size_t k;
+	while ((k = coil__inject_pop_batch(&in, &out, 50))) {
+		coil__fnode_t *f;
+		while ((f = coil__fifo_pop(&out)))
+			ASSERT_EQ(coil__container_of(f, struct node, link)->id, next++);
+	}
+	ASSERT_EQ(next, 1100);
+	coil__inject_close(&in);
+	ASSERT(!coil__inject_push(&in, &ns[0].link));
+	coil__inject_fini(&in);
+	free(ns);
+}
+
+/* Producers and consumers at once; with max_cap, part of the time behind
+ * a ring that may not grow. */
+static void inject_stress(size_t max_cap)
 {
 	in_per_producer = test_heavy_tools() ? 20000 : 300000;
 	size_t total = PRODUCERS * in_per_producer;
 	in_nodes = calloc(total, sizeof(*in_nodes));
 	in_seen = calloc(total, 1);
+	atomic_store(&in_popped, 0);
 	for (size_t i = 0; i < total; i++)
 		in_nodes[i].id = i;
 	coil__inject_init(&shared_in);
+	shared_in.max_cap = max_cap;
 	pthread_t th[PRODUCERS + CONSUMERS];
 	for (int i = 0; i < CONSUMERS; i++)
 		pthread_create(&th[i], NULL, in_consumer, NULL);
@@ -257,10 +335,22 @@ TEST(inject_queue_stress_loses_and_doubles_nothing)
 	free((void *)in_seen);
 }
 
+TEST(inject_queue_stress_loses_and_doubles_nothing)
+{
+	inject_stress(0);
+}
+
+TEST(inject_queue_stress_behind_a_ring_that_may_not_grow)
+{
+	inject_stress(256);
+}
+
 TEST_LIST(
 	TEST_ENTRY(owner_pops_lifo_thieves_steal_fifo),
 	TEST_ENTRY(push_fails_when_full_and_indices_wrap),
 	TEST_ENTRY(steal_half_moves_half_rounded_up),
 	TEST_ENTRY(stress_every_item_taken_exactly_once),
 	TEST_ENTRY(inject_queue_is_fifo_and_refuses_after_close),
-	TEST_ENTRY(inject_queue_stress_loses_and_doubles_nothing))
+	TEST_ENTRY(inject_queue_grows_shrinks_and_queues_behind_a_full_ring),
+	TEST_ENTRY(inject_queue_stress_loses_and_doubles_nothing),
+	TEST_ENTRY(inject_queue_stress_behind_a_ring_that_may_not_grow))

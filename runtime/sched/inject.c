@@ -1,19 +1,51 @@
 /*
  * runtime/sched/inject.c: the global injection queue (see inject.h).
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "inject.h"
+
+/* The ring's first size, and the size above which an empty queue gives
+ * its ring back. */
+#define RING_MIN 256
+#define RING_KEEP 4096
 
 void coil__inject_init(coil__inject_t *in)
 {
 	atomic_init(&in->lock.v, 0);
-	coil__fifo_init(&in->q);
+	in->ring = NULL;
+	in->cap = in->head = in->n = 0;
+	coil__fifo_init(&in->over);
+	in->max_cap = 0;
 	atomic_init(&in->len, 0);
 	in->closed = false;
 }
 
 void coil__inject_fini(coil__inject_t *in)
 {
-	(void)in;
+	free(in->ring);
+	in->ring = NULL;
+	in->cap = 0;
+}
+
+/* With the lock held: a ring of `cap` slots (a power of two, at least n)
+ * replaces the queue's, keeping its order. Returns the old ring for the
+ * caller to free once the lock is dropped. */
+static coil__fnode_t **ring_swap(coil__inject_t *in, coil__fnode_t **ring, size_t cap)
+{
+	coil__fnode_t **old = in->ring;
+	for (size_t i = 0; i < in->n; i++)
+		ring[i] = old[(in->head + i) & (in->cap - 1)];
+	in->ring = ring;
+	in->cap = cap;
+	in->head = 0;
+	return old;
+}
+
+static inline void publish_len(coil__inject_t *in)
+{
+	atomic_store_explicit(&in->len, in->n + in->over.len, memory_order_release);
 }
 
 bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *was_empty)
@@ -22,16 +54,51 @@ bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *w
 		*was_empty = false;
 	if (!batch->len)
 		return true;
+	coil__fnode_t **grown = NULL, **old = NULL;
+	size_t grown_cap = 0;
+	bool no_room = false;
 	coil__spin_lock(&in->lock);
-	if (in->closed) {
+	for (;;) {
+		if (in->closed) {
+			coil__spin_unlock(&in->lock);
+			free(grown);
+			return false;
+		}
+		size_t need = in->n + batch->len;
+		if (in->over.len || need <= in->cap || no_room)
+			break;
+		if (grown_cap >= need) {
+			old = ring_swap(in, grown, grown_cap);
+			grown = NULL;
+			break;
+		}
+		/* Allocated without the lock; the queue may have changed
+		 * meanwhile, hence the second look. */
+		size_t cap = in->cap ? in->cap : RING_MIN;
+		while (cap < need)
+			cap *= 2;
 		coil__spin_unlock(&in->lock);
-		return false;
+		free(grown);
+		grown = in->max_cap && cap > in->max_cap ? NULL : malloc(cap * sizeof(*grown));
+		grown_cap = grown ? cap : 0;
+		no_room = !grown;
+		coil__spin_lock(&in->lock);
 	}
 	if (was_empty)
-		*was_empty = in->q.len == 0;
-	coil__fifo_splice(&in->q, batch);
-	atomic_store_explicit(&in->len, in->q.len, memory_order_release);
+		*was_empty = in->n + in->over.len == 0;
+	if (in->over.len || in->n + batch->len > in->cap) {
+		/* Out of memory for the ring: behind it, in order. */
+		coil__fifo_splice(&in->over, batch);
+	} else {
+		coil__fnode_t *node;
+		size_t mask = in->cap - 1;
+		while ((node = coil__fifo_pop(batch)))
+			in->ring[(in->head + in->n++) & mask] = node;
+	}
+	publish_len(in);
 	coil__spin_unlock(&in->lock);
+	free(old);
+	free(grown);
 	return true;
 }
 
@@ -53,49 +120,42 @@ bool coil__inject_push(coil__inject_t *in, coil__fnode_t *n)
 	return coil__inject_push_ex(in, n, NULL);
 }
 
-size_t coil__inject_pop_batch_ex(coil__inject_t *in, coil__fifo_t *out, size_t max,
-				 bool *returned)
-{
-	if (returned)
-		*returned = false;
-	if (!coil__inject_len(in) || !max)
-		return 0;
-	/* Everything is taken at once and the batch cut off outside the
-	 * lock: walking the list is a cache miss per node (the nodes were
-	 * written by the pushers' CPUs), which must not stall the pushers
-	 * spinning on the lock. `len` keeps its value meanwhile, so that a
-	 * worker about to park still sees work. */
-	coil__spin_lock(&in->lock);
-	coil__fifo_t all = in->q;
-	coil__fifo_init(&in->q);
-	coil__spin_unlock(&in->lock);
-	if (!all.len)
-		return 0; /* another worker is cutting its batch */
-	size_t n = 0;
-	coil__fnode_t *node;
-	while (n < max && (node = coil__fifo_pop(&all))) {
-		coil__fifo_push(out, node);
-		n++;
-	}
-	coil__spin_lock(&in->lock);
-	if (all.len) {
-		/* The rest goes back in front of what was pushed meanwhile. */
-		*all.tailp = in->q.head;
-		if (!in->q.head)
-			in->q.tailp = all.tailp;
-		in->q.head = all.head;
-		in->q.len += all.len;
-		if (returned)
-			*returned = true;
-	}
-	atomic_store_explicit(&in->len, in->q.len, memory_order_release);
-	coil__spin_unlock(&in->lock);
-	return n;
-}
-
 size_t coil__inject_pop_batch(coil__inject_t *in, coil__fifo_t *out, size_t max)
 {
-	return coil__inject_pop_batch_ex(in, out, max, NULL);
+	if (!coil__inject_len(in) || !max)
+		return 0;
+	if (max > COIL__INJECT_POP_MAX)
+		max = COIL__INJECT_POP_MAX;
+	coil__fnode_t *got[COIL__INJECT_POP_MAX];
+	coil__fnode_t **freed = NULL;
+	size_t k = 0;
+	coil__spin_lock(&in->lock);
+	if (in->n) {
+		size_t mask = in->cap - 1;
+		k = in->n < max ? in->n : max;
+		for (size_t i = 0; i < k; i++)
+			got[i] = in->ring[(in->head + i) & mask];
+		in->head = (in->head + k) & mask;
+		in->n -= k;
+		if (!in->n && !in->over.len && in->cap > RING_KEEP) {
+			freed = in->ring;
+			in->ring = NULL;
+			in->cap = in->head = 0;
+		}
+	} else {
+		/* The ring is empty: what queued behind it while it could
+		 * not grow. */
+		while (k < max && (got[k] = coil__fifo_pop(&in->over)))
+			k++;
+	}
+	publish_len(in);
+	coil__spin_unlock(&in->lock);
+	free(freed);
+	/* The links are written here, outside the lock: a cache miss per
+	 * node, but independent ones, which overlap. */
+	for (size_t i = 0; i < k; i++)
+		coil__fifo_push(out, got[i]);
+	return k;
 }
 
 void coil__inject_close(coil__inject_t *in)

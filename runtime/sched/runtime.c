@@ -249,10 +249,7 @@ static coil__runnable_t *take_injected(coil_loop_t *loop)
 		want = INJECT_BATCH;
 	coil__fifo_t got;
 	coil__fifo_init(&got);
-	bool returned;
-	size_t taken = coil__inject_pop_batch_ex(&rt->inject, &got, want, &returned);
-	if (returned)
-		work_pushed(rt);
+	size_t taken = coil__inject_pop_batch(&rt->inject, &got, want);
 	if (!taken)
 		return NULL;
 	COIL__M_ADD(loop, inject_pops, taken);
