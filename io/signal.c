@@ -30,13 +30,28 @@
  * State and threads. One mutex (g.mu) guards the process-wide table of
  * handlers (one per signal), the list of sigloops, each sigloop's mask,
  * descriptor number and FIFO. The ring side of a sigloop (the poll armed,
- * a cancel sent, the completions owed) and the signals it blocked belong
- * to its loop's thread: a removal made on another thread updates the table
- * and the signalfd's mask at once (so the callback is never started again
- * and the signalfd takes nothing more), then hands the rest to the loop
- * (settle(), a call_soon_threadsafe callback), which cancels the poll when
- * nothing is left to handle and closes the signalfd once the poll's last
- * completion is in. forwarder() reads only fwd_tid[], lock-free.
+ * a cancel sent, the completions owed), the signalfd's own mask and the
+ * signals it blocked belong to its loop's thread: a removal made on
+ * another thread updates the table and the sigloop's mask at once (so the
+ * callback is never started again), then hands the rest to the loop
+ * (settle(), a call_soon_threadsafe callback), which gives the signalfd
+ * its new mask, cancels the poll when nothing is left to handle and
+ * closes the signalfd once the poll's last completion is in. forwarder()
+ * touches only fwd_tid[] and fwd_busy[], lock-free.
+ *
+ * No signal lost when a handler moves or goes. A real-time signal sent is
+ * queued once and must run the callback once, or meet the previous
+ * disposition once the handler is gone. A loop the handler has left may
+ * still hold some: read from its signalfd just before the mask changed,
+ * read and not dispatched yet (its FIFO), or forwarded to its thread and
+ * not read yet (pending there, where nothing else will ever take them: a
+ * worker's thread blocks every signal). The FIFO's go to the new loop's
+ * FIFO (a move) or are sent again to the process (a removal, after the
+ * disposition is restored); the others are sent again (resend()) to
+ * where the signal is handled now, by drain() for the first kind and by
+ * settle() (reclaim(), with sigtimedwait on the loop's thread) for the
+ * last. A send to the old thread under way while the handler moves
+ * (forward(), fwd_busy[]) is waited for before reclaim() looks.
  *
  * A loop that stops running has its ring quiesced (io/ring.h): the poll
  * is cancelled then, and armed again (rearm(), a call_soon callback) when
@@ -51,10 +66,12 @@
  */
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -79,6 +96,9 @@ struct sigloop {
 	int sfd;                  /* the signalfd, -1 when none is open; only
 				   * the loop's thread opens and closes it */
 	sigset_t mask;            /* the signals handled here */
+	sigset_t gone;            /* signals taken out of mask since the
+				   * last settle: those pending for the
+				   * loop's thread are passed on then */
 	int *q;                   /* the FIFO of signals read */
 	unsigned qhead, qlen, qcap;
 	uint64_t std_queued;      /* standard signals in q: they coalesce */
@@ -111,9 +131,36 @@ static struct {
  * forwarder(), which may not take a lock. */
 static atomic_int fwd_tid[_NSIG];
 
+/* Sends under way to the thread fwd_tid[] named (forward()): a loop that
+ * no longer handles a signal waits for them to end before it takes back
+ * what was sent to its thread (reclaim()). */
+static atomic_int fwd_busy[_NSIG];
+
 static pid_t self_tid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
+}
+
+/*
+ * Sends sig to the thread of the loop that handles it, where it waits,
+ * blocked, for that loop's signalfd; to the process when none does (it
+ * then meets the disposition restored). The handler may leave that loop
+ * while this runs: fwd_busy tells the loop left (reclaim()) to wait for
+ * the send before it takes back what is pending for its thread. The count
+ * goes up before fwd_tid is read, and the mover writes fwd_tid before the
+ * loop left reads the count (all sequentially consistent): either this
+ * sees the new thread, or reclaim() sees the send and waits for it.
+ * Async-signal-safe.
+ */
+static void forward(int sig)
+{
+	atomic_fetch_add(&fwd_busy[sig], 1);
+	pid_t tid = atomic_load(&fwd_tid[sig]);
+	if (tid > 0)
+		syscall(SYS_tgkill, getpid(), tid, sig);
+	else
+		kill(getpid(), sig);
+	atomic_fetch_sub(&fwd_busy[sig], 1);
 }
 
 /*
@@ -123,19 +170,44 @@ static pid_t self_tid(void)
  * pending there. Should it land on the loop's thread itself (the program
  * unblocked it there), the mask the thread returns to gets the signal,
  * and the signal is sent again, to wait blocked for the signalfd.
- * Async-signal-safe: two system calls and an atomic load.
+ * Async-signal-safe: system calls and atomics.
  */
 static void forwarder(int sig, siginfo_t *si, void *ucv)
 {
 	(void)si;
 	int saved = errno;
-	pid_t tid = atomic_load_explicit(&fwd_tid[sig], memory_order_relaxed);
-	if (tid > 0) {
-		if (tid == self_tid() && ucv)
-			sigaddset(&((ucontext_t *)ucv)->uc_sigmask, sig);
-		syscall(SYS_tgkill, getpid(), tid, sig);
-	}
+	if (atomic_load_explicit(&fwd_tid[sig], memory_order_relaxed) == self_tid() &&
+	    ucv)
+		sigaddset(&((ucontext_t *)ucv)->uc_sigmask, sig);
+	/* With no thread to go to (the handler is being removed, and the
+	 * previous disposition is restored first), the signal goes to the
+	 * process, to meet that disposition. */
+	forward(sig);
 	errno = saved;
+}
+
+/* Sends again, n times, a signal that a loop took but no longer handles
+ * (see forward()). Not with g.mu held: the signal may be delivered at
+ * once, to the calling thread, under a handler of the program's. */
+static void resend(int sig, unsigned n)
+{
+	while (n--)
+		forward(sig);
+}
+
+/*
+ * Whether set holds no signal. Not sigisemptyset(): glibc's (2.36 among
+ * others) reads each word of the set into an int, and so misses the
+ * signals 33 to 64 (every real-time one) when no other signal is in the
+ * set: a loop whose only handlers were for real-time signals never armed
+ * its poll, and their signals waited forever.
+ */
+static bool set_empty(const sigset_t *set)
+{
+	for (int s = 1; s < _NSIG; s++)
+		if (sigismember(set, s) == 1)
+			return false;
+	return true;
 }
 
 /* Whether sig may have a handler (see coil/signal.h). */
@@ -190,8 +262,9 @@ static int q_pop(sigloop_t *sl)
 	return sig;
 }
 
-/* Drops the entries of sig (its handler went). */
-static void q_purge(sigloop_t *sl, int sig)
+/* Takes the entries of sig out (its handler went) and returns how many
+ * there were. */
+static unsigned q_purge(sigloop_t *sl, int sig)
 {
 	unsigned k = 0;
 	for (unsigned i = 0; i < sl->qlen; i++) {
@@ -199,9 +272,11 @@ static void q_purge(sigloop_t *sl, int sig)
 		if (s != sig)
 			sl->q[(sl->qhead + k++) % sl->qcap] = s;
 	}
+	unsigned n = sl->qlen - k;
 	sl->qlen = k;
 	if (sig < 32)
 		sl->std_queued &= ~((uint64_t)1 << sig);
+	return n;
 }
 
 /* --- the ring side (the loop's thread) ------------------------------------- */
@@ -219,7 +294,7 @@ static sigloop_t *find_locked(coil_loop_t *loop)
 
 static bool mask_empty_locked(const sigloop_t *sl)
 {
-	return sigisemptyset(&sl->mask);
+	return set_empty(&sl->mask);
 }
 
 static int arm(sigloop_t *sl)
@@ -343,16 +418,66 @@ static void unblock_unhandled(sigloop_t *sl)
 			sigdelset(&sl->blocked, s);
 		}
 	pthread_mutex_unlock(&g.mu);
-	if (!sigisemptyset(&un))
+	if (!set_empty(&un))
 		pthread_sigmask(SIG_UNBLOCK, &un, NULL);
 }
 
-/* After a removal on the loop's thread: the poll is cancelled when nothing
- * is left, and its end reaped at once where the kernel allows, so that the
- * loop is left with nothing in flight. */
+/*
+ * Passes on the signals that were sent to the loop's thread for a handler
+ * that has left this loop since (forwarded to it, or sent again by
+ * resend(), just before the handler moved or went): nothing else would
+ * ever take them there, where they stay blocked (a worker's thread blocks
+ * every signal). They go where the signal is handled now, or to the
+ * process. The loop's thread.
+ */
+static void reclaim(sigloop_t *sl)
+{
+	sigset_t gone, cur;
+	pthread_mutex_lock(&g.mu);
+	gone = sl->gone;
+	sigemptyset(&sl->gone);
+	for (int s = 1; s < _NSIG; s++)
+		if (sigismember(&sl->mask, s))
+			sigdelset(&gone, s); /* added here again meanwhile */
+	pthread_mutex_unlock(&g.mu);
+	if (set_empty(&gone))
+		return;
+	/* One that is not blocked here any more was delivered already. */
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	sigandset(&gone, &gone, &cur);
+	for (int s = 1; s < _NSIG; s++)
+		if (sigismember(&gone, s))
+			while (atomic_load(&fwd_busy[s]))
+				sched_yield();
+	/* Every one taken first, then sent: one sent to the process may
+	 * stay pending there, where sigtimedwait would take it again. */
+	static const struct timespec zero;
+	unsigned n[_NSIG] = { 0 };
+	int sig;
+	while ((sig = sigtimedwait(&gone, NULL, &zero)) > 0)
+		if (sig < _NSIG)
+			n[sig]++;
+	for (int s = 1; s < _NSIG; s++)
+		if (n[s])
+			resend(s, n[s]);
+}
+
+/* After a removal: the poll is cancelled when nothing is left, and its end
+ * reaped at once where the kernel allows, so that the loop is left with
+ * nothing in flight; what was sent to this thread for the signals that
+ * left goes on. The loop's thread. */
 static void settle_here(sigloop_t *sl)
 {
+	/* Only the loop's thread changes the signalfd's mask: the kernel
+	 * would allow it while the loop's thread reads the descriptor, but
+	 * TSan's signalfd interceptor takes the change for a close and
+	 * reports a race on the descriptor. */
+	pthread_mutex_lock(&g.mu);
+	if (sl->sfd >= 0)
+		signalfd(sl->sfd, &sl->mask, 0);
+	pthread_mutex_unlock(&g.mu);
 	unblock_unhandled(sl);
+	reclaim(sl);
 	converge(sl);
 	for (int i = 0; i < 4 && sl->pending && sl->cancelling; i++)
 		coil__ring_wait(sl->loop->ring, 0);
@@ -403,6 +528,8 @@ static void dispatch(void *arg)
 static void drain(sigloop_t *sl)
 {
 	struct signalfd_siginfo buf[16];
+	unsigned away[_NSIG] = { 0 };
+	bool any_away = false;
 	for (;;) {
 		ssize_t n = read(sl->sfd, buf, sizeof(buf));
 		if (n <= 0)
@@ -411,9 +538,14 @@ static void drain(sigloop_t *sl)
 		pthread_mutex_lock(&g.mu);
 		for (size_t i = 0; i < k; i++) {
 			int sig = (int)buf[i].ssi_signo;
-			/* Read while its handler was being removed: dropped. */
-			if (sig > 0 && sig < _NSIG && g.slot[sig].sl == sl)
+			if (sig <= 0 || sig >= _NSIG)
+				continue;
+			if (g.slot[sig].sl == sl) {
 				q_push(sl, sig);
+			} else {
+				away[sig]++;
+				any_away = true;
+			}
 		}
 		bool queue = sl->qlen && !sl->dispatch_queued;
 		pthread_mutex_unlock(&g.mu);
@@ -422,6 +554,16 @@ static void drain(sigloop_t *sl)
 		if (k < sizeof(buf) / sizeof(buf[0]))
 			break;
 	}
+	/* Read just as its handler moved to another loop, or went (the
+	 * signalfd's mask follows at settle()): the read took it from the
+	 * kernel, so it is sent again, to the loop that handles it now, or
+	 * to the process, where it meets the disposition restored. Dropped,
+	 * a real-time signal would be lost. After the reading: one sent to
+	 * the process may be pending there, for this signalfd to read again
+	 * until settle() gives it its new mask. */
+	for (int s = 1; any_away && s < _NSIG; s++)
+		if (away[s])
+			resend(s, away[s]);
 }
 
 static void poll_complete(coil__ring_op_t *op, int res, unsigned flags)
@@ -476,7 +618,7 @@ static int get_sigloop_locked(coil_loop_t *loop, pid_t tid, sigloop_t **out)
 		/* The loop runs on another thread now (a runtime's workers
 		 * move to fresh threads when it shuts down). */
 		retarget_locked(sl, tid);
-		if (sigisemptyset(&sl->blocked))
+		if (set_empty(&sl->blocked))
 			sl->btid = tid;
 	}
 	if (sl->sfd < 0) {
@@ -499,13 +641,18 @@ static int get_sigloop_locked(coil_loop_t *loop, pid_t tid, sigloop_t **out)
 	return 0;
 }
 
-/* Takes sig out of sl's mask (g.mu held); the caller settles the rest. */
-static void unmask_locked(sigloop_t *sl, int sig)
+/*
+ * Takes sig out of sl's mask (g.mu held); the caller settles the rest
+ * (settle_here(), which also gives the signalfd the new mask, on the
+ * loop's thread: until then what the signalfd reads of sig is sent on by
+ * drain()), and passes on the entries of sig taken out of sl's FIFO,
+ * whose count this returns.
+ */
+static unsigned unmask_locked(sigloop_t *sl, int sig)
 {
 	sigdelset(&sl->mask, sig);
-	q_purge(sl, sig);
-	if (sl->sfd >= 0)
-		signalfd(sl->sfd, &sl->mask, 0);
+	sigaddset(&sl->gone, sig);
+	return q_purge(sl, sig);
 }
 
 /* Hands settle() to sl's loop unless it is there already. g.mu held. */
@@ -575,9 +722,13 @@ int coil_add_signal_handler(int signum, coil_cb cb, void *arg)
 		}
 	} else {
 		/* Moving from another worker of this runtime: that one lets go
-		 * of it (its thread, a worker's, blocks it anyway). */
-		atomic_store_explicit(&fwd_tid[signum], tid, memory_order_relaxed);
-		unmask_locked(prev, signum);
+		 * of it (its thread, a worker's, blocks it anyway). What it
+		 * read and did not dispatch yet is dispatched here; what was
+		 * sent to its thread it passes on (reclaim()). fwd_tid is
+		 * written first: see forward(). */
+		atomic_store(&fwd_tid[signum], tid);
+		for (unsigned n = unmask_locked(prev, signum); n; n--)
+			q_push(sl, signum);
 		settle_later_locked(prev);
 	}
 	/* (A thread other than btid keeps it blocked: a standalone loop
@@ -588,7 +739,10 @@ int coil_add_signal_handler(int signum, coil_cb cb, void *arg)
 	s->sl = sl;
 	s->cb = cb;
 	s->arg = arg;
+	bool queue = sl->qlen && !sl->dispatch_queued;
 	pthread_mutex_unlock(&g.mu);
+	if (queue && coil_loop_call_soon(sl->loop, dispatch, sl, NULL) == 0)
+		sl->dispatch_queued = true;
 	rc = converge(sl);
 	if (rc) {
 		coil_remove_signal_handler(signum);
@@ -621,13 +775,19 @@ int coil_remove_signal_handler(int signum)
 	s->sl = NULL;
 	s->cb = NULL;
 	s->arg = NULL;
-	unmask_locked(sl, signum);
-	atomic_store_explicit(&fwd_tid[signum], 0, memory_order_relaxed);
+	unsigned unrun = unmask_locked(sl, signum);
+	/* The disposition first: a forwarder() that finds no thread sends
+	 * the signal to the process, which must not meet forwarder() again
+	 * (on this thread, it would come back before the next line). */
 	sigaction(signum, &s->old, NULL);
+	atomic_store(&fwd_tid[signum], 0);
 	bool here = coil__running_loop == sl->loop;
 	if (!here)
 		settle_later_locked(sl);
 	pthread_mutex_unlock(&g.mu);
+	/* Those read and not dispatched meet the previous disposition, as
+	 * those not read yet do. */
+	resend(signum, unrun);
 	if (here)
 		settle_here(sl);
 	return 1;
@@ -651,8 +811,8 @@ void coil__signal_loop_close(coil_loop_t *loop)
 		s->sl = NULL;
 		s->cb = NULL;
 		s->arg = NULL;
-		atomic_store_explicit(&fwd_tid[sig], 0, memory_order_relaxed);
-		sigaction(sig, &s->old, NULL);
+		sigaction(sig, &s->old, NULL); /* first: see the removal */
+		atomic_store(&fwd_tid[sig], 0);
 	}
 	sigemptyset(&sl->mask);
 	if (sl->sfd >= 0) {
@@ -663,7 +823,7 @@ void coil__signal_loop_close(coil_loop_t *loop)
 		sl->sfd = -1;
 	}
 	pthread_mutex_unlock(&g.mu);
-	if (self_tid() == sl->btid && !sigisemptyset(&sl->blocked))
+	if (self_tid() == sl->btid && !set_empty(&sl->blocked))
 		pthread_sigmask(SIG_UNBLOCK, &sl->blocked, NULL);
 	coil__free(sl->q, sl->qcap * sizeof(int));
 	coil__free(sl, sizeof(*sl));

@@ -35,7 +35,9 @@
  * close() sees the reader and wakes it. wait_closed() flushes and closes
  * the descriptor (a plain close(2): it never blocks for a socket without
  * SO_LINGER, and unlike a ring operation it cannot be skipped by a
- * pending cancellation, which would leak the descriptor).
+ * pending cancellation, which would leak the descriptor). write_eof on a
+ * descriptor that is not a socket closes it, or leaves that to a reader
+ * inside the stream (orphan_close()).
  */
 #include <limits.h>
 #include <netdb.h>
@@ -64,6 +66,8 @@
 
 struct coil_stream {
 	atomic_int fd;           /* -1 once closed */
+	atomic_int orphan;       /* ended by write_eof, not closed yet: a
+				  * reader may hold its number (-1: none) */
 	bool is_socket;
 	size_t limit, chunk, high_water;
 	atomic_bool closing;
@@ -137,6 +141,7 @@ int coil__stream_new(coil_stream_t **out, int fd, bool is_socket,
 		return rc ? rc : -ENOMEM;
 	}
 	atomic_init(&s->fd, fd);
+	atomic_init(&s->orphan, -1);
 	s->is_socket = is_socket;
 	s->limit = o.limit;
 	s->chunk = o.read_buffer;
@@ -238,7 +243,8 @@ static ssize_t xfer_once(const coil_stream_t *s, int fd, const xfer_t *x,
 
 static ssize_t xfer(coil_stream_t *s, const xfer_t *x, int64_t timeout_ns)
 {
-	int fd = atomic_load_explicit(&s->fd, memory_order_relaxed);
+	/* Sequentially consistent: see orphan_close(). */
+	int fd = atomic_load(&s->fd);
 	if (fd < 0)
 		return COIL_ECLOSED;
 	int64_t deadline = INT64_MIN;
@@ -278,6 +284,38 @@ static ssize_t io_writev(coil_stream_t *s, struct iovec *iov, int cnt,
 
 /* --- the read side -------------------------------------------------------- */
 
+/*
+ * Closes the descriptor write_eof left to the reader, if it did and no
+ * reader is inside any more. A descriptor that is not a socket has no
+ * half-close: write_eof closes it, while the reading task (a FIFO or a
+ * terminal is read and written) may hold its number between loading it
+ * and the kernel's taking it (a ring operation's submission). Closed then,
+ * the number could name another file by the time the read is submitted,
+ * and the read would take that file's bytes. So write_eof sets fd to -1,
+ * then hands the descriptor over (orphan), then looks at rbusy; a reader
+ * takes rbusy, then loads fd (xfer), and on leaving drops rbusy, then
+ * looks at orphan (all sequentially consistent). Either write_eof sees no
+ * reader, and any later one loads -1, or the reader sees the descriptor
+ * handed over as it leaves; whichever takes it closes it.
+ */
+static void orphan_close(coil_stream_t *s)
+{
+	if (atomic_load(&s->orphan) < 0)
+		return;
+	int fd = atomic_exchange(&s->orphan, -1);
+	if (fd >= 0) {
+		COIL__DEBUG_FD_CLOSED(fd);
+		close(fd);
+	}
+}
+
+static void rdone(coil_stream_t *s)
+{
+	/* Sequentially consistent: see orphan_close(). */
+	atomic_store(&s->rbusy, false);
+	orphan_close(s);
+}
+
 static int rbegin(coil_stream_t *s)
 {
 	/* Sequentially consistent, paired with coil_stream_close: see the
@@ -285,7 +323,7 @@ static int rbegin(coil_stream_t *s)
 	if (atomic_exchange(&s->rbusy, true))
 		return -EBUSY;
 	if (atomic_load(&s->closing)) {
-		atomic_store_explicit(&s->rbusy, false, memory_order_release);
+		rdone(s);
 		return COIL_ECLOSED;
 	}
 	return 0;
@@ -306,11 +344,6 @@ static int rstart(coil_stream_t *s, const void *buf, size_t n,
 	if (!buf_ok(s, buf, n) || !coil__timeout_ok(timeout_ns))
 		return -EINVAL;
 	return rbegin(s);
-}
-
-static void rdone(coil_stream_t *s)
-{
-	atomic_store_explicit(&s->rbusy, false, memory_order_release);
 }
 
 /* The capacity a buffer may keep once empty: what the longest line the
@@ -793,10 +826,12 @@ int coil_stream_write_eof(coil_stream_t *s, int64_t timeout_ns)
 		if (rc == 0)
 			s->wshut = true;
 	} else {
-		/* A pipe has no half-close: its write end is closed. */
-		atomic_store_explicit(&s->fd, -1, memory_order_relaxed);
-		COIL__DEBUG_FD_CLOSED(fd);
-		close(fd);
+		/* A pipe has no half-close: its write end is closed, by the
+		 * reader as it leaves if one is inside (orphan_close()). */
+		atomic_store(&s->fd, -1);
+		atomic_store(&s->orphan, fd);
+		if (!atomic_load(&s->rbusy))
+			orphan_close(s);
 		s->wshut = true;
 	}
 	wdone(s);
@@ -854,6 +889,7 @@ void coil_stream_free(coil_stream_t *s)
 		COIL__DEBUG_FD_CLOSED(fd);
 		close(fd);
 	}
+	orphan_close(s); /* no reader is inside: none will */
 	coil__free(s->rbuf, s->rcap);
 	coil__free(s->wbuf, s->wcap);
 	coil__free(s, sizeof(*s));

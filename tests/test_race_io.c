@@ -8,10 +8,8 @@
  * What a test asserts holds whatever the timing; a sanitizer (ASan, TSan)
  * sees the use after free or the unsynchronised access behind a failure.
  *
- * Not here: signal handlers moved between workers as signals come. The
- * kernel allows a signalfd's mask to change while another thread reads
- * it, but TSan's signalfd interceptor takes the change for a close and
- * reports a race on the descriptor.
+ * Signal handlers moved between workers as signals come, and streams
+ * shared by a reader and a writer: tests/test_race_sig.c.
  */
 #include <sched.h>
 #include <signal.h>

@@ -6,10 +6,10 @@
  * SIGINT sent with kill(getpid()) from another thread, on a standalone loop
  * and on a 2-worker runtime; a signal ends a task's long await; a signal
  * delivered to a thread that does not block it is forwarded to the loop;
- * several signals with several handlers, real-time signals queued; a
- * handler replaced; removal (the callback stops, the previous disposition
- * and mask come back); a loop that closes with handlers left; two loops;
- * bad arguments.
+ * several signals with several handlers, real-time signals queued, a
+ * real-time signal alone; a handler replaced; removal (the callback
+ * stops, the previous disposition and mask come back); a loop that closes
+ * with handlers left; two loops; bad arguments.
  *
  * Signals are sent by plain threads; every wait for a callback is an
  * await on an event the callback sets, bounded by a timeout so that a lost
@@ -394,6 +394,32 @@ TEST(several_signals_several_handlers)
 	run(several_main, NULL);
 }
 
+/* A loop whose only handler is for a real-time signal reads it all the
+ * same (glibc's sigisemptyset takes a set of real-time signals alone for
+ * empty). */
+static int rt_alone_main(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	int sig = SIGRTMIN + 2;
+	counter_t c = { .want = 3 };
+	ASSERT_EQ(coil_event_create(&c.done), 0);
+	ASSERT_EQ(coil_add_signal_handler(sig, count_cb, &c), 0);
+	sender_t snd;
+	send_from_thread(&snd, sig, 3, false);
+	sender_join(&snd);
+	wait_count(&c);
+	ASSERT_EQ(atomic_load(&c.n), 3);
+	ASSERT_EQ(coil_remove_signal_handler(sig), 1);
+	coil_event_destroy(c.done);
+	return 0;
+}
+
+TEST(a_real_time_signal_alone)
+{
+	run(rt_alone_main, NULL);
+}
+
 /* --- replacing and removing --------------------------------------------------- */
 
 static atomic_int old_hits;
@@ -692,6 +718,7 @@ TEST_LIST(
 	TEST_ENTRY(handler_moves_between_workers),
 	TEST_ENTRY(signal_arrives_while_a_task_awaits),
 	TEST_ENTRY(several_signals_several_handlers),
+	TEST_ENTRY(a_real_time_signal_alone),
 	TEST_ENTRY(replace_and_remove),
 	TEST_ENTRY(removed_handler_never_runs),
 	TEST_ENTRY(loop_close_removes_handlers),

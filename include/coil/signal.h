@@ -32,9 +32,13 @@
  * there; a loop that closes (coil_loop_close, the end of coil_run, a
  * runtime's shutdown) removes the handlers still on it first, as asyncio's
  * close does. A signal that arrives while its handler is being removed
- * runs the handler if its callback was already scheduled, else meets the
- * previous disposition; once coil_remove_signal_handler has returned the
- * callback is never started again.
+ * runs the callback if the callback was already started, else meets the
+ * previous disposition (one read from the signalfd and not dispatched yet
+ * is sent again, to the process, once the disposition is restored); once
+ * coil_remove_signal_handler has returned the callback is never started
+ * again. A handler that moves to another worker loses nothing on the way:
+ * the signals that came for it before the move run the callback, on the
+ * worker it left or on the one it moved to.
  *
  * What a handler costs its loop: one poll in flight in the loop's ring, so
  * that a round of the loop always enters the kernel (about a microsecond)
@@ -72,7 +76,9 @@ extern "C" {
  * `signum` arrives (asyncio's loop.add_signal_handler). The callback runs
  * as a call_soon callback of that loop; arg is the caller's and must stay
  * valid until the handler is removed. Blocks the signal in the calling
- * thread. Returns 0; -EINVAL for a signal that cannot be handled (see
+ * thread. A handler moved here from another worker takes with it the
+ * signals that came for it there and did not run its callback yet.
+ * Returns 0; -EINVAL for a signal that cannot be handled (see
  * above) or cb NULL; -EBUSY if the signal has a handler on an unrelated
  * loop; COIL_EINVALSTATE when no loop runs on the calling thread;
  * -ENOMEM, -EMFILE (the signalfd), or the error of queuing the poll in the
@@ -87,12 +93,14 @@ COIL_API int coil_add_signal_handler(int signum, coil_cb cb, void *arg);
  * loop.remove_signal_handler): its callback is not started again after
  * this returns (on another thread than the loop's, a callback already
  * running may still be finishing), and the signal has its previous
- * disposition back. The signal is unblocked in the loop's thread, if coil
- * blocked it there, at once when called on that thread, else at the
- * loop's next round (a signal that comes meanwhile waits, and meets the
- * previous disposition then). Returns 1 if a handler was removed, 0 if the
- * signal had none, -EINVAL for a signal that cannot be handled. Any
- * thread.
+ * disposition back; the signals that came for it and did not run the
+ * callback meet that disposition (they are sent again to the process:
+ * a real-time signal each time it came). The signal is unblocked in the
+ * loop's thread, if coil blocked it there, at once when called on that
+ * thread, else at the loop's next round (a signal that comes meanwhile
+ * waits, and meets the previous disposition then). Returns 1 if a handler
+ * was removed, 0 if the signal had none, -EINVAL for a signal that cannot
+ * be handled. Any thread.
  */
 COIL_API int coil_remove_signal_handler(int signum);
 

@@ -223,8 +223,10 @@ COIL_API size_t coil_stream_write_buffered(const coil_stream_t *s);
  * (shutdown(SHUT_WR) on a socket: the peer reads the end of the stream
  * while this side can still read). On a descriptor that is not a socket
  * (a pipe's write end) the descriptor is closed instead, and later reads
- * return COIL_ECLOSED. Later writes return -EPIPE. Returns 0 or the
- * error of the drain or the shutdown. Task only (the writing task).
+ * return COIL_ECLOSED; a read under way in another task (a FIFO or a
+ * terminal, read and written) goes on with the descriptor, which is
+ * closed when that read returns. Later writes return -EPIPE. Returns 0 or
+ * the error of the drain or the shutdown. Task only (the writing task).
  */
 COIL_API int coil_stream_write_eof(coil_stream_t *s, int64_t timeout_ns);
 
