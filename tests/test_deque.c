@@ -63,8 +63,8 @@ TEST(steal_half_moves_half_rounded_up)
 }
 
 /*
- * The stress test: one owner pushes every item once and pops some back,
- * while thieves steal one at a time or half at a time into deques of their
+ * The stress test: one owner pushes every item once and pops some back (or
+ * takes a few of the oldest), while thieves steal one at a time or half at a time into deques of their
  * own. Every item must be taken exactly once: a lost item leaves a count of
  * 0, a doubled one a count of 2.
  */
@@ -95,8 +95,14 @@ static void *owner(void *arg)
 		}
 		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
 		/* Popping most of the time keeps the deque short, so that owner and
-		 * thieves often race for the last item. */
-		if (rng % 4 != 0) {
+		 * thieves often race for the last item. Now and then the owner
+		 * takes a chunk of the oldest, racing the thieves at the top. */
+		if (rng % 16 == 0) {
+			void *xs[8];
+			size_t k = coil__deque_take_oldest(&shared_q, xs, 1 + rng % 8);
+			for (size_t j = 0; j < k; j++)
+				take(xs[j]);
+		} else if (rng % 4 != 0) {
 			void *x = coil__deque_pop(&shared_q);
 			if (x)
 				take(x);
@@ -300,7 +306,19 @@ TEST(inject_queue_grows_shrinks_and_queues_behind_a_full_ring)
 			ASSERT_EQ(coil__container_of(f, struct node, link)->id, next++);
 	}
 	ASSERT_EQ(next, 1100);
+	/* Arrays of nodes, into the ring and behind it. */
+	coil__fnode_t *arr[300];
+	for (size_t i = 0; i < 300; i++)
+		arr[i] = &ns[i].link;
+	ASSERT(coil__inject_push_nodes(&in, arr, 200, &empty));
+	ASSERT(empty);
+	ASSERT(coil__inject_push_nodes(&in, arr + 200, 100, &empty)); /* all behind */
+	ASSERT(!empty);
+	ASSERT_EQ(in.n, 200);
+	ASSERT_EQ(in.over.len, 100);
+	drain_in_order(&in, 300, 64);
 	coil__inject_close(&in);
+	ASSERT(!coil__inject_push_nodes(&in, arr, 1, NULL));
 	ASSERT(!coil__inject_push(&in, &ns[0].link));
 	coil__inject_fini(&in);
 	free(ns);

@@ -142,6 +142,34 @@ static inline void *coil__deque_steal(coil__deque_t *q)
 	return x;
 }
 
+/*
+ * Owner only: takes up to n of the oldest items (from the top, as thieves
+ * do) into out[] with one CAS on top, and returns how many (0: empty).
+ * Safe where a thief's batch is not (coil__deque_steal_half): the owner
+ * is not popping at the bottom meanwhile, and the thieves' own claims of
+ * the top go through the same CAS, which fails for the loser. Used to
+ * move half of a full deque away (W1's spawner): one locked instruction
+ * per batch instead of one per item.
+ */
+static inline size_t coil__deque_take_oldest(coil__deque_t *q, void **out, size_t n)
+{
+	size_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+	size_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
+	for (;;) {
+		if ((ptrdiff_t)(b - t) <= 0)
+			return 0;
+		size_t k = b - t < n ? b - t : n;
+		for (size_t i = 0; i < k; i++)
+			out[i] = atomic_load_explicit(&q->buf[(t + i) & q->mask],
+						      memory_order_relaxed);
+		/* A failed CAS reloads t: a thief took the oldest meanwhile. */
+		if (atomic_compare_exchange_strong_explicit(&q->top, &t, t + k,
+							    memory_order_seq_cst,
+							    memory_order_seq_cst))
+			return k;
+	}
+}
+
 /* Any thread: an estimate of the number of items (exact for the owner when
  * no thief runs). */
 static inline size_t coil__deque_len(const coil__deque_t *q)

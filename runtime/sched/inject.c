@@ -48,15 +48,21 @@ static inline void publish_len(coil__inject_t *in)
 	atomic_store_explicit(&in->len, in->n + in->over.len, memory_order_release);
 }
 
-bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *was_empty)
+/*
+ * Takes the lock and makes room in the ring for `extra` more nodes if it
+ * can (allocating without the lock, then looking again). Returns with the
+ * lock held and true, or, for a closed queue, false without it; *room
+ * tells whether the nodes go into the ring (else behind it, on `over`).
+ * The ring a growth replaced (or one allocated and not needed after all)
+ * is left in *old for the caller to free once the lock is dropped.
+ */
+static bool lock_for_push(coil__inject_t *in, size_t extra, bool *room,
+			  coil__fnode_t ***old)
 {
-	if (was_empty)
-		*was_empty = false;
-	if (!batch->len)
-		return true;
-	coil__fnode_t **grown = NULL, **old = NULL;
+	coil__fnode_t **grown = NULL;
 	size_t grown_cap = 0;
-	bool no_room = false;
+	bool no_mem = false;
+	*old = NULL;
 	coil__spin_lock(&in->lock);
 	for (;;) {
 		if (in->closed) {
@@ -64,16 +70,21 @@ bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *w
 			free(grown);
 			return false;
 		}
-		size_t need = in->n + batch->len;
-		if (in->over.len || need <= in->cap || no_room)
-			break;
-		if (grown_cap >= need) {
-			old = ring_swap(in, grown, grown_cap);
-			grown = NULL;
+		size_t need = in->n + extra;
+		if (in->over.len || no_mem) {
+			*room = false;
 			break;
 		}
-		/* Allocated without the lock; the queue may have changed
-		 * meanwhile, hence the second look. */
+		if (need <= in->cap) {
+			*room = true;
+			break;
+		}
+		if (grown_cap >= need) {
+			*old = ring_swap(in, grown, grown_cap);
+			grown = NULL;
+			*room = true;
+			break;
+		}
 		size_t cap = in->cap ? in->cap : RING_MIN;
 		while (cap < need)
 			cap *= 2;
@@ -81,24 +92,65 @@ bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *w
 		free(grown);
 		grown = in->max_cap && cap > in->max_cap ? NULL : malloc(cap * sizeof(*grown));
 		grown_cap = grown ? cap : 0;
-		no_room = !grown;
+		no_mem = !grown;
 		coil__spin_lock(&in->lock);
 	}
+	/* A growth allocated for a need that shrank meanwhile goes unused
+	 * (only the swap above sets *old, and it uses grown). */
+	if (grown)
+		*old = grown;
+	return true;
+}
+
+bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *was_empty)
+{
+	if (was_empty)
+		*was_empty = false;
+	if (!batch->len)
+		return true;
+	bool room;
+	coil__fnode_t **old;
+	if (!lock_for_push(in, batch->len, &room, &old))
+		return false;
 	if (was_empty)
 		*was_empty = in->n + in->over.len == 0;
-	if (in->over.len || in->n + batch->len > in->cap) {
-		/* Out of memory for the ring: behind it, in order. */
-		coil__fifo_splice(&in->over, batch);
-	} else {
+	if (room) {
 		coil__fnode_t *node;
 		size_t mask = in->cap - 1;
 		while ((node = coil__fifo_pop(batch)))
 			in->ring[(in->head + in->n++) & mask] = node;
+	} else {
+		coil__fifo_splice(&in->over, batch);
 	}
 	publish_len(in);
 	coil__spin_unlock(&in->lock);
 	free(old);
-	free(grown);
+	return true;
+}
+
+bool coil__inject_push_nodes(coil__inject_t *in, coil__fnode_t *const *nodes, size_t n,
+			     bool *was_empty)
+{
+	if (was_empty)
+		*was_empty = false;
+	if (!n)
+		return true;
+	bool room;
+	coil__fnode_t **old;
+	if (!lock_for_push(in, n, &room, &old))
+		return false;
+	if (was_empty)
+		*was_empty = in->n + in->over.len == 0;
+	size_t mask = in->cap - 1;
+	for (size_t i = 0; i < n; i++) {
+		if (room)
+			in->ring[(in->head + in->n++) & mask] = nodes[i];
+		else
+			coil__fifo_push(&in->over, nodes[i]);
+	}
+	publish_len(in);
+	coil__spin_unlock(&in->lock);
+	free(old);
 	return true;
 }
 

@@ -59,6 +59,11 @@ bool coil__inject_push_batch(coil__inject_t *in, coil__fifo_t *batch);
  * coil__runtime_inject). */
 bool coil__inject_push_batch_ex(coil__inject_t *in, coil__fifo_t *batch, bool *was_empty);
 
+/* The same for an array of n nodes, which it does not touch while the
+ * ring has room (their links are left as they are). */
+bool coil__inject_push_nodes(coil__inject_t *in, coil__fnode_t *const *nodes, size_t n,
+			     bool *was_empty);
+
 /* Any thread: appends one node. Returns false if closed. */
 bool coil__inject_push(coil__inject_t *in, coil__fnode_t *n);
 

@@ -154,25 +154,26 @@ static inline void local_pushed(coil_runtime_t *rt, bool was_empty)
 }
 
 /* Owner: pushes a task on the worker's deque; a full deque moves half of
- * itself (the oldest) to the injection queue first. */
+ * itself (the oldest) to the injection queue first, a chunk at a time
+ * (one CAS on the deque's top and one push per chunk, touching only the
+ * pointers). */
 static void push_local(coil_loop_t *loop, coil__task_body_t *b)
 {
 	bool was_empty;
 	if (__builtin_expect(!coil__deque_push_ex(&loop->deque, b, &was_empty), 0)) {
-		coil__fifo_t batch;
-		coil__fifo_init(&batch);
+		enum { CHUNK = 32 };
+		void *x[CHUNK];
+		coil__fnode_t *nodes[CHUNK];
 		size_t half = coil__deque_capacity(&loop->deque) / 2;
-		for (size_t i = 0; i < half; i++) {
-			void *x = coil__deque_steal(&loop->deque);
-			if (x == COIL__DEQUE_ABORT) {
-				i--;
-				continue;
-			}
-			if (!x)
-				break;
-			coil__fifo_push(&batch, &((coil__task_body_t *)x)->run.node);
+		for (size_t moved = 0, k; moved < half; moved += k) {
+			k = coil__deque_take_oldest(&loop->deque, x,
+						    half - moved < CHUNK ? half - moved : CHUNK);
+			if (!k)
+				break; /* thieves took the rest */
+			for (size_t i = 0; i < k; i++)
+				nodes[i] = &((coil__task_body_t *)x[i])->run.node;
+			coil__inject_push_nodes(&loop->rt->inject, nodes, k, NULL);
 		}
-		coil__inject_push_batch(&loop->rt->inject, &batch);
 		coil__deque_push(&loop->deque, b);
 		/* Work on the shared queue: the full protocol. */
 		work_pushed(loop->rt);
