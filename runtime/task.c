@@ -540,6 +540,9 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	 * unlinks a batch of them (coil_loop_t.ended): its end takes no lock
 	 * that the home's spawns take too. */
 	bool elsewhere = home != loop && home->rt && loop->rt == home->rt;
+	/* A task spawned from outside ends on its home in batches too: the
+	 * outside spawner takes the home's list lock for each spawn. */
+	elsewhere |= home == loop && home->rt && !home->alone && b->shared_handle;
 	size_t left = 1;
 	if (!elsewhere) {
 		coil__lock(&home->tasks_lock);
