@@ -522,8 +522,10 @@ struct coil_loop {
 	struct coil__task_body *rbodies;
 	size_t nrbodies;
 	coil__spin_t tasks_lock;  /* tasks, ntasks when coil__mt() */
-	/* Bodies of other workers' tasks that ended here, per home worker
-	 * (rt->n entries, by index; owner only), still linked in their home's
+	/* Bodies of other workers' tasks that ended here (and of this
+	 * worker's own tasks spawned from outside, whose spawner takes the
+	 * list lock for each spawn), per home worker (rt->n entries, by
+	 * index; owner only), still linked in their home's
 	 * `tasks` (listings skip them: their futures are done, see
 	 * coil__task_listed) and holding their handle's loop reference. A
 	 * home's batch is unlinked here, under its tasks_lock, once it holds
