@@ -99,10 +99,17 @@ COIL_API int coil_task_cancelling(const coil_task_t *t);
  * withdrawn. */
 COIL_API int coil_task_uncancel(coil_task_t *t);
 
-/* Returns the task's name (borrowed). */
+/*
+ * Returns the task's name (borrowed: "Task-<id>" unless one was set). The
+ * pointer stays valid until the task is renamed or its handle released,
+ * so it is for the task itself and for threads that do not race a
+ * rename; elsewhere (another worker while the task may rename itself)
+ * coil_task_get_info (coil/debug.h) copies the name safely.
+ */
 COIL_API const char *coil_task_get_name(const coil_task_t *t);
 
-/* Sets the task's name (copied). Returns 0 or -ENOMEM. */
+/* Sets the task's name (copied; the previous one is freed, see
+ * coil_task_get_name). Any thread. Returns 0 or -ENOMEM. */
 COIL_API int coil_task_set_name(coil_task_t *t, const char *name);
 
 /* Returns the task's id: unique in the process, at least 1, increasing in spawn order on each thread. */
