@@ -69,7 +69,10 @@
 /*
  * Threading. coil__mt() turns true, for good, when the first runtime with
  * more than one worker starts; until then every object is touched by one
- * thread only and the locks below cost nothing. Objects shared by the tasks
+ * thread only and the locks below cost nothing. (One exception: the
+ * reference counts of a closed loop and of its futures, which the thread
+ * of a thread or process pool may drop too; they are atomic once the loop
+ * is closed, see refs_plain in runtime/future.c.) Objects shared by the tasks
  * of several workers (futures, task bodies, the synchronisation primitives)
  * carry a coil__spin_t taken through coil__lock, which is a no-op while
  * coil__mt() is false.
@@ -454,6 +457,11 @@ struct coil_loop {
 	uint8_t handoff;          /* COIL__HANDOFF_* */
 	coil__list_t tasks;       /* live tasks (their bodies) */
 	size_t ntasks;
+	/* Async generators started on this loop and not ended
+	 * (runtime/gen/gen.c), under gens_lock: a consumer task that moved
+	 * to another worker ends its generator there. */
+	coil__list_t gens;
+	coil__spin_t gens_lock;
 	/* Futures alive on this loop, +1 until closed: standalone loops only.
 	 * A runtime counts its loops' futures itself (coil__loop_ref). */
 	_Atomic uint32_t refs;
@@ -831,11 +839,16 @@ static inline void coil__loop_unref(coil_loop_t *loop)
 			coil__runtime_unref_foreign(rt);
 		return;
 	}
-	if (!coil__mt()) {
+	/* Plain while one thread touches the loop: it is open (a closed
+	 * loop's futures may be released on a pool's thread too, see
+	 * refs_plain in runtime/future.c). The last reference goes
+	 * through the atomic count all the same. */
+	if (!coil__mt() && !loop->closed) {
 		uint32_t r = atomic_load_explicit(&loop->refs, memory_order_relaxed) - 1;
-		atomic_store_explicit(&loop->refs, r, memory_order_relaxed);
-		if (r)
+		if (r) {
+			atomic_store_explicit(&loop->refs, r, memory_order_relaxed);
 			return;
+		}
 	}
 	coil__loop_unref_slow(loop);
 }
@@ -1313,6 +1326,9 @@ void coil__task_force_close(coil_task_t *t);
 /* Closes the async generators still open on the loop (runtime/gen/gen.c);
  * called by coil_loop_close before it finishes the tasks. */
 void coil__gen_shutdown_loop(coil_loop_t *loop);
+/* Unregisters the generators still registered with a runtime's worker
+ * loop, without closing them; called when the runtime closes it. */
+void coil__gen_forget_loop(coil_loop_t *loop);
 
 /* Removes the signal handlers still installed on the loop and frees its
  * signal state (io/signal.c); called when the loop closes, once its tasks

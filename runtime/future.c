@@ -56,9 +56,24 @@ int coil_future_create(coil_future_t **out, coil_loop_t *loop)
 	return create_slow(out, loop);
 }
 
+/*
+ * Whether the count may change with a plain load and store: one thread
+ * touches the future. Before a multi-worker runtime starts (coil__mt()
+ * false) that is its loop's thread while the loop is open. Once it is
+ * closed, the thread of a thread or process pool may drop its job's
+ * reference (a completion that found the loop closed is thrown away there:
+ * runtime/executor/xdone.c) while the loop's thread drops its own, so both
+ * take the atomic path: the loop's thread set `closed` itself, and the
+ * pool's thread read it under the loop's inbox lock.
+ */
+static inline bool refs_plain(const coil_future_t *f)
+{
+	return !coil__mt() && !f->loop->closed;
+}
+
 coil_future_t *coil_future_ref(coil_future_t *f)
 {
-	if (coil__mt())
+	if (!refs_plain(f))
 		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
 	else
 		atomic_store_explicit(&f->refs, atomic_load_explicit(&f->refs, memory_order_relaxed) + 1,
@@ -127,7 +142,7 @@ void coil_future_release(coil_future_t *f)
 	 * releasing decrements). */
 	uint32_t r = atomic_load_explicit(&f->refs, memory_order_acquire);
 	if (r != 1) {
-		if (!coil__mt()) {
+		if (refs_plain(f)) {
 			atomic_store_explicit(&f->refs, r - 1, memory_order_relaxed);
 			return;
 		}

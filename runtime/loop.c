@@ -76,7 +76,9 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
 	coil__fifo_init(&loop->ready);
 	coil__fifo_init(&loop->inbox);
 	coil__list_init(&loop->tasks);
+	coil__list_init(&loop->gens);
 	atomic_init(&loop->inbox_lock.v, 0);
+	atomic_init(&loop->gens_lock.v, 0);
 	atomic_init(&loop->refs, 1);
 	loop->ring_tid = gettid();
 	loop->ring_inflight = coil__ring_inflight_ptr(loop->ring);
@@ -958,11 +960,11 @@ static void loop_free(coil_loop_t *loop)
 	coil__free_aligned64(loop, sizeof(*loop));
 }
 
-/* Standalone loops with several threads about: the atomic count. */
+/* Standalone loops with several threads about, or closed: the atomic
+ * count. */
 void coil__loop_unref_slow(coil_loop_t *loop)
 {
-	if (!coil__mt() ||
-	    atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1)
 		loop_free(loop);
 }
 
@@ -972,6 +974,9 @@ void coil__loop_unref_slow(coil_loop_t *loop)
 void coil__loop_close_worker(coil_loop_t *loop)
 {
 	coil__signal_loop_close(loop);
+	/* Generators left open stay the caller's; they leave the registry,
+	 * which must not outlive the loop. */
+	coil__gen_forget_loop(loop);
 	coil__spin_lock(&loop->inbox_lock);
 	loop->closed = true;
 	coil__fifo_splice(&loop->ready, &loop->inbox);

@@ -696,6 +696,37 @@ TEST(destroy_while_running_is_deferred_to_the_end_of_the_step)
 	/* g is gone; Valgrind and ASan check that nothing leaked. */
 }
 
+/* Yields once; its cleanup tries to close and destroy itself. */
+static int destroys_itself_when_closed(void *arg, void **result)
+{
+	(void)result;
+	coil_gen_t **self = arg;
+	int rc = coil_gen_yield(I(1), NULL);
+	ASSERT_EQ(rc, COIL_ECLOSED);
+	/* Running (in its close): refused, and deferred. */
+	ASSERT_EQ(coil_gen_aclose(*self), COIL_EINVALSTATE);
+	coil_gen_destroy(*self);
+	return rc;
+}
+
+static int finalize_self_destroying(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	coil_gen_t *g;
+	ASSERT_EQ(coil_gen_create(&g, destroys_itself_when_closed, &g, NULL), 0);
+	ASSERT_EQ(coil_gen_next(g, NULL), 0);
+	/* The finalization frees it once its cleanup ended. */
+	ASSERT_EQ(coil_loop_shutdown_asyncgens(NULL), 1);
+	return 0;
+}
+
+TEST(destroy_from_a_cleanup_run_by_the_loops_finalization)
+{
+	run_main(finalize_self_destroying, NULL);
+	/* Valgrind and ASan check that it was freed, once. */
+}
+
 TEST(bad_input_is_refused)
 {
 	coil_gen_t *g;
@@ -754,6 +785,7 @@ TEST_LIST(
 	TEST_ENTRY(shutdown_asyncgens_closes_what_is_open),
 	TEST_ENTRY(destroy_closes_an_open_generator),
 	TEST_ENTRY(destroy_while_running_is_deferred_to_the_end_of_the_step),
+	TEST_ENTRY(destroy_from_a_cleanup_run_by_the_loops_finalization),
 	TEST_ENTRY(bad_input_is_refused),
 	TEST_ENTRY(yield_from_refuses_null_and_itself)
 )

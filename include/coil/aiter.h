@@ -56,9 +56,10 @@
  * and does not end it: a later call reads on (as Python's itertools do); a
  * partly built tuple is dropped.
  *
- * Threads: an iterator is used from one thread at a time, normally from
- * tasks of one loop; its state is owned by that loop's thread. Use across
- * workers arrives with the multi-core scheduler.
+ * Threads: an iterator is used by one consumer at a time: one task, or
+ * plain code of one thread (the iterators of one tee, which share a buffer,
+ * count as one). In a runtime that task may move between workers between
+ * and during steps: an iterator keeps no per-thread state.
  */
 #ifndef COIL_AITER_H
 #define COIL_AITER_H

@@ -53,17 +53,26 @@
  * GeneratorExit".
  *
  * Loop finalization: a generator that has started is registered with the
- * thread's current loop (coil_get_event_loop() at its first step) until it
- * ends. When the loop closes, the generators still open on it are aclosed
- * there, as asyncio's shutdown_asyncgens() does at the end of asyncio.run():
- * their cleanup runs. The generator objects themselves stay the caller's to
- * destroy.
+ * thread's current loop (coil_get_event_loop() at its first step: in a
+ * runtime, the loop of the worker that made that step) until it ends. When
+ * a loop closes (coil_loop_close), the generators still open on it are
+ * aclosed there, as asyncio's shutdown_asyncgens() does at the end of
+ * asyncio.run(): their cleanup runs. A runtime's worker loops do not do
+ * that when the runtime shuts down: a generator left open there stays open
+ * (destroy closes it); close them before, or call
+ * coil_loop_shutdown_asyncgens() on each worker's loop from a task of the
+ * runtime. The generator objects themselves stay the caller's to destroy.
  *
- * Threads: a generator is used from one thread at a time, normally from
- * tasks of one loop, and all its state is owned by that loop's thread. Its
- * steps are made from a task (so that the body may await) or from plain code
- * (then an await in the body returns COIL_EINVALSTATE). Use across workers
- * arrives with the multi-core scheduler.
+ * Threads: a generator is used by one consumer at a time: one task, or plain
+ * code of one thread. Its steps are made from a task (so that the body may
+ * await) or from plain code (then an await in the body returns
+ * COIL_EINVALSTATE). In a runtime the consumer task may move between
+ * workers between and during steps (the body then runs on whichever worker
+ * resumes the task), and the loop it registered with may be finalized
+ * (coil_loop_shutdown_asyncgens) from a task on another worker: that closes
+ * it only between two steps, never during one, and a step, aclose or
+ * destroy that starts while such a close runs waits for it to end (it never
+ * suspends) and then finds the generator closed.
  */
 #ifndef COIL_GEN_H
 #define COIL_GEN_H
@@ -209,15 +218,17 @@ COIL_API int coil_gen_yield_from(coil_gen_t *inner);
 
 /*
  * asyncio's loop.shutdown_asyncgens(): acloses every generator that is open
- * on `loop` (NULL: the current loop) and not running. Called from a task of
- * that loop, it closes them in the calling task; called with the loop
+ * on `loop` (NULL: the current loop) and not running (no step of it is
+ * under way, from a task on any worker). Called from a task of that loop
+ * (for a runtime's worker loop: from any task of that runtime, on any
+ * worker), it closes them in the calling task; called with the loop
  * stopped (from plain code on its thread), it runs the loop until that is
  * done. An error a generator's cleanup returns is reported to the loop's
  * exception handler, as asyncio does, and does not stop the others. Returns
  * the number of generators closed, -EINVAL if there is no such loop or a
- * task of another loop calls it, -EBUSY if the loop runs but the caller is
- * not one of its tasks, COIL_ECLOSED if the loop is closed. coil_loop_close()
- * does this by itself before it closes the loop.
+ * task of another loop (another runtime) calls it, -EBUSY if the loop runs
+ * but the caller is not one of its tasks, COIL_ECLOSED if the loop is
+ * closed. coil_loop_close() does this by itself before it closes the loop.
  */
 COIL_API int coil_loop_shutdown_asyncgens(coil_loop_t *loop);
 

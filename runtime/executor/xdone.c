@@ -92,7 +92,10 @@ void coil__xbatch_flush(coil__xbatch_t *b)
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		/* The loop is closed: its futures can no longer be awaited. */
+		/* The loop is closed: its futures can no longer be awaited.
+		 * Their references go on this thread, while the program may
+		 * drop its own on the loop's: a closed loop's counts are
+		 * atomic (refs_plain in runtime/future.c). */
 		batch_dropped(b->head);
 		break;
 	}

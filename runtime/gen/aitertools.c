@@ -18,9 +18,9 @@
  *
  * The semantics, including how far each tool reads its sources, are those
  * of the pure-Python equivalents in the itertools documentation (islice's
- * and groupby's are followed line by line). All state belongs to the thread
- * that drives the iterators (its loop's); use across workers arrives with
- * the multi-core scheduler.
+ * and groupby's are followed line by line). All state belongs to the one
+ * consumer that drives the iterators, a task that may move between workers:
+ * nothing is kept per thread.
  */
 #include <stdint.h>
 #include <string.h>

@@ -24,14 +24,23 @@
  *    destroy and the loop's finalization complete wherever they are called.
  *  - The stack of a generator whose body ended is given back at once; the
  *    object stays until coil_gen_destroy.
+ *  - Whoever runs the generator's coroutine holds its claim (`own`): the
+ *    consumer for a step, an aclose or a destroy (GEN_STEP), a loop's
+ *    finalization for a close (GEN_CLOSE). The consumer is one task at a
+ *    time, but a task migrates between workers, and a finalization of the
+ *    loop the generator registered with may run on another worker than the
+ *    consumer's: the claim keeps the two from running the coroutine at
+ *    once. A finalization only tries it and leaves a claimed generator
+ *    alone (it is running); the consumer waits out a close, which never
+ *    suspends, and then finds the generator closed.
  *
- * The registry: each thread keeps a list of registries, one per loop that has
- * open generators, made when the loop's first generator starts and freed when
- * its last one ends or when the loop closes (coil__gen_shutdown_loop, which
- * coil_loop_close calls). All of it is owned by the thread that drives the
- * loop; use across workers arrives with the multi-core scheduler, which will
- * keep the list in the loop itself.
+ * The registry: each loop keeps the list of the generators registered with
+ * it (loop->gens, under loop->gens_lock: a consumer that migrated ends its
+ * generator on another worker than the one it registered on), emptied when
+ * the loop closes (coil__gen_shutdown_loop, which coil_loop_close calls; a
+ * runtime's worker loop only forgets them, coil__gen_forget_loop).
  */
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,83 +48,99 @@
 #include "core.h"
 #include "coil/gen.h"
 
-typedef struct gen_reg {
-	coil__list_t link;   /* in the thread's list of registries */
-	coil_loop_t *loop;
-	coil__list_t gens;   /* open generators (coil_gen.link) */
-	unsigned busy;       /* a shutdown walks gens: do not free */
-} gen_reg_t;
+enum { GEN_FREE, GEN_STEP, GEN_CLOSE };
 
 struct coil_gen {
 	coil_coro_t coro;    /* first: coil__cur is the generator */
 	coil_aiter_t it;     /* the generator as an async iterator */
 	coil_fn body;
 	void *arg;
-	gen_reg_t *reg;      /* where it is registered, or NULL */
-	coil__list_t link;   /* in reg->gens */
+	coil_loop_t *loop;   /* where it is registered, or NULL */
+	coil__list_t link;   /* in loop->gens */
+	atomic_uint own;     /* GEN_*: who runs the coroutine */
+	_Atomic(const void *) closer; /* the thread of a GEN_CLOSE claim */
 	bool doomed;         /* destroyed while running: free after the step */
 	bool destroying;     /* coil_gen_destroy is freeing it */
 };
 
-static __thread coil__list_t regs;
-static __thread bool regs_ready;
+/* --- the claim -------------------------------------------------------- */
+
+/* Its address tells the threads apart. */
+static __thread char thread_token;
+
+/*
+ * The consumer's claim, for a step, an aclose or a destroy. Returns false
+ * if the generator is running: a step holds the claim (its own body, or a
+ * step suspended in an await), or a close made by this thread, which is
+ * then inside the body's cleanup. A close by another thread (a loop's
+ * finalization on another worker) is waited out: it runs the body's
+ * cleanup to the end without suspending.
+ */
+static bool gen_claim(coil_gen_t *g)
+{
+	if (!coil__mt()) {
+		/* One thread touches the generator (core.h): no compare-and-
+		 * swap; a close under way is this thread's own. */
+		if (atomic_load_explicit(&g->own, memory_order_relaxed) != GEN_FREE)
+			return false;
+		atomic_store_explicit(&g->own, GEN_STEP, memory_order_relaxed);
+		return true;
+	}
+	for (;;) {
+		unsigned v = GEN_FREE;
+		if (atomic_compare_exchange_weak_explicit(&g->own, &v, GEN_STEP,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return true;
+		if (v == GEN_STEP)
+			return false;
+		if (v == GEN_CLOSE) {
+			if (atomic_load_explicit(&g->closer, memory_order_relaxed) ==
+			    &thread_token)
+				return false;
+			sched_yield();
+		}
+	}
+}
+
+/* Waits out a close by another thread, for a look at the state. */
+static void gen_wait_close(coil_gen_t *g)
+{
+	while (atomic_load_explicit(&g->own, memory_order_acquire) == GEN_CLOSE &&
+	       atomic_load_explicit(&g->closer, memory_order_relaxed) != &thread_token)
+		sched_yield();
+}
+
+static void gen_unclaim(coil_gen_t *g)
+{
+	atomic_store_explicit(&g->own, GEN_FREE, memory_order_release);
+}
 
 /* --- the registry ----------------------------------------------------- */
 
-static gen_reg_t *reg_find(coil_loop_t *loop, bool make)
-{
-	if (!regs_ready) {
-		coil__list_init(&regs);
-		regs_ready = true;
-	}
-	for (coil__list_t *p = regs.next; p != &regs; p = p->next) {
-		gen_reg_t *r = coil__container_of(p, gen_reg_t, link);
-		if (r->loop == loop)
-			return r;
-	}
-	if (!make)
-		return NULL;
-	gen_reg_t *r = coil__malloc(sizeof(*r));
-	if (!r)
-		return NULL;
-	r->loop = loop;
-	r->busy = 0;
-	coil__list_init(&r->gens);
-	coil__list_push(&regs, &r->link);
-	return r;
-}
-
-static void reg_maybe_free(gen_reg_t *r)
-{
-	if (r->busy || !coil__list_empty(&r->gens))
-		return;
-	coil__list_del(&r->link);
-	coil__free(r, sizeof(*r));
-}
-
 /* asyncio's firstiter hook: the loop learns of a generator at its first
  * step. Without a loop (plain code) there is nothing to register with. */
-static int gen_register(coil_gen_t *g)
+static void gen_register(coil_gen_t *g)
 {
 	coil_loop_t *loop = coil_get_event_loop();
 	if (!loop || loop->closed)
-		return 0;
-	gen_reg_t *r = reg_find(loop, true);
-	if (!r)
-		return -ENOMEM;
-	g->reg = r;
-	coil__list_push(&r->gens, &g->link);
-	return 0;
+		return;
+	coil__lock(&loop->gens_lock);
+	g->loop = loop;
+	coil__list_push(&loop->gens, &g->link);
+	coil__unlock(&loop->gens_lock);
 }
 
+/* By the claim's holder. */
 static void gen_unregister(coil_gen_t *g)
 {
-	gen_reg_t *r = g->reg;
-	if (!r)
+	coil_loop_t *loop = g->loop;
+	if (!loop)
 		return;
-	g->reg = NULL;
+	coil__lock(&loop->gens_lock);
+	g->loop = NULL;
 	coil__list_del(&g->link);
-	reg_maybe_free(r);
+	coil__unlock(&loop->gens_lock);
 }
 
 /* --- steps ------------------------------------------------------------ */
@@ -137,11 +162,10 @@ static coil_gen_t *gen_current(void)
 	return coil__container_of(c, coil_gen_t, coro);
 }
 
+/* A step holds the claim from its start to its end, its awaits included. */
 static bool gen_running(const coil_gen_t *g)
 {
-	const coil_coro_t *c = &g->coro;
-	return c->state == COIL_CORO_RUNNING ||
-	       (c->state == COIL_CORO_SUSPENDED && c->awaiting);
+	return atomic_load_explicit(&((coil_gen_t *)g)->own, memory_order_relaxed) == GEN_STEP;
 }
 
 /* Whether the caller is being closed: then a step, which may suspend, is an
@@ -200,21 +224,26 @@ static int gen_step(coil_gen_t *g, void *value, int err, void **out)
 	c = &g->coro;
 	if (caller_closing()) {
 		rc = COIL_ECLOSED;
-	} else if (c->state == COIL_CORO_CLOSED || g->doomed) {
+	} else if (g->doomed) {
 		rc = COIL_EDONE;
-	} else if (gen_running(g)) {
+	} else if (!gen_claim(g)) {
 		rc = COIL_EINVALSTATE;
+	} else if (c->state == COIL_CORO_CLOSED) {
+		gen_unclaim(g);
+		rc = COIL_EDONE;
 	} else if (c->state == COIL_CORO_CREATED && !err && value) {
+		gen_unclaim(g);
 		rc = -EINVAL;
-	} else if (c->state == COIL_CORO_CREATED && !err &&
-		   (rc = gen_register(g)) != 0) {
-		/* rc is -ENOMEM: it stays unstarted. */
 	} else {
+		if (c->state == COIL_CORO_CREATED && !err)
+			gen_register(g);
 		rc = err ? coil_coro_throw(c, err, &v)
 			 : coil_coro_resume(c, value, &v);
 		if (step_end(g)) {
 			rc = COIL_ECLOSED;
 			v = NULL;
+		} else {
+			gen_unclaim(g);
 		}
 	}
 out:
@@ -269,19 +298,20 @@ int coil_gen_aclose(coil_gen_t *g)
 		return -EINVAL;
 	if (g->doomed)
 		return 0;
-	if (gen_running(g))
+	if (!gen_claim(g))
 		return COIL_EINVALSTATE;
 	int rc = gen_close(g);
 	if (step_end(g))
 		return COIL_ECLOSED;
+	gen_unclaim(g);
 	return rc;
 }
 
-/* Closes (if open) and frees a generator that is not running. */
+/* Closes (if open) and frees a generator whose claim the caller holds. */
 static void gen_free(coil_gen_t *g)
 {
 	g->destroying = true;
-	coil_loop_t *loop = g->reg ? g->reg->loop : coil_get_event_loop();
+	coil_loop_t *loop = g->loop ? g->loop : coil_get_event_loop();
 	/* Left open at a yield: debug mode reports it. */
 	if (g->coro.state == COIL_CORO_SUSPENDED)
 		coil__debug_gen_unclosed(loop, g->coro.name, (void *)g->body,
@@ -298,7 +328,9 @@ void coil_gen_destroy(coil_gen_t *g)
 {
 	if (!g || g->destroying || g->doomed)
 		return;
-	if (gen_running(g)) {
+	if (!gen_claim(g)) {
+		/* Its own body, or a step suspended in an await, on the
+		 * consumer's thread: the step frees it at its end. */
 		g->doomed = true;
 		return;
 	}
@@ -329,8 +361,10 @@ int coil_gen_create(coil_gen_t **out, coil_fn body, void *arg,
 	coil_aiter_init(&g->it, gen_aiter_next, NULL);
 	g->body = body;
 	g->arg = arg;
-	g->reg = NULL;
+	g->loop = NULL;
 	coil__list_init(&g->link);
+	atomic_init(&g->own, GEN_FREE);
+	atomic_init(&g->closer, NULL);
 	g->doomed = false;
 	g->destroying = false;
 	*out = g;
@@ -343,6 +377,7 @@ coil_coro_state_t coil_gen_state(const coil_gen_t *g)
 		return COIL_CORO_CLOSED;
 	if (gen_running(g))
 		return COIL_CORO_RUNNING;
+	gen_wait_close((coil_gen_t *)g);
 	return (coil_coro_state_t)g->coro.state;
 }
 
@@ -399,39 +434,53 @@ int coil_gen_yield_from(coil_gen_t *inner)
 
 /*
  * Acloses every generator registered with loop that is not running, in the
- * calling context. Returns how many it closed. Closing never suspends, so no
- * other code runs meanwhile; busy keeps the registry alive all the same, as
- * a cleanup may end other generators of the loop.
+ * calling context. Returns how many it closed. Each is claimed under the
+ * registry's lock, while it is surely alive, and closed with the lock
+ * dropped: its cleanup may end other generators of the loop, and its
+ * consumer, a task that may have moved to another worker, waits for the
+ * close to end (gen_claim). The walk starts over after each close, as the
+ * list may have changed meanwhile.
  */
 static int close_all(coil_loop_t *loop)
 {
-	gen_reg_t *r = reg_find(loop, false);
 	int n = 0;
-	if (!r)
-		return 0;
-	r->busy++;
 	for (;;) {
 		coil_gen_t *g = NULL;
-		for (coil__list_t *p = r->gens.next; p != &r->gens; p = p->next) {
+		coil__lock(&loop->gens_lock);
+		for (coil__list_t *p = loop->gens.next; p != &loop->gens; p = p->next) {
 			coil_gen_t *x = coil__container_of(p, coil_gen_t, link);
-			if (!gen_running(x)) {
+			unsigned v = GEN_FREE;
+			if (atomic_compare_exchange_strong_explicit(&x->own, &v, GEN_CLOSE,
+								    memory_order_acquire,
+								    memory_order_relaxed)) {
 				g = x;
 				break;
 			}
 		}
+		coil__unlock(&loop->gens_lock);
 		if (!g)
 			break;
+		atomic_store_explicit(&g->closer, &thread_token, memory_order_relaxed);
 		int rc = gen_close(g);
 		if (rc)
 			report_close_error(loop, g, rc);
-		/* Closed now, whatever rc says: it leaves the registry. */
+		/* Closed now, whatever rc says: it leaves the registry, and
+		 * is freed if its cleanup destroyed it. */
 		gen_unregister(g);
-		step_end(g);
+		atomic_store_explicit(&g->closer, NULL, memory_order_relaxed);
+		if (!step_end(g))
+			gen_unclaim(g);
 		n++;
 	}
-	r->busy--;
-	reg_maybe_free(r);
 	return n;
+}
+
+static bool has_gens(coil_loop_t *loop)
+{
+	coil__lock(&loop->gens_lock);
+	bool any = !coil__list_empty(&loop->gens);
+	coil__unlock(&loop->gens_lock);
+	return any;
 }
 
 static int shutdown_body(void *arg, void **result)
@@ -464,22 +513,41 @@ int coil_loop_shutdown_asyncgens(coil_loop_t *loop)
 	if (loop->closed)
 		return COIL_ECLOSED;
 	coil_task_t *t = coil_current_task();
-	if (t)
-		return t->fut.loop == loop ? close_all(loop) : -EINVAL;
+	if (t) {
+		/* Any task of a worker loop's runtime, wherever it runs (it
+		 * may have moved away from its own loop): close_all locks the
+		 * registry and claims each generator it closes. */
+		coil_loop_t *home = t->fut.loop;
+		bool mine = home == loop || (loop->rt && home->rt == loop->rt);
+		return mine ? close_all(loop) : -EINVAL;
+	}
 	if (loop->running || coil__running_loop)
 		return -EBUSY;
-	if (!reg_find(loop, false))
+	if (!has_gens(loop))
 		return 0;
 	return shutdown_in_task(loop);
 }
 
+/* Empties the registry: what is left is in the middle of a step of a live
+ * task (or, on a runtime's loop, was left open), and cannot be closed. */
+static void forget_all(coil_loop_t *loop)
+{
+	coil__lock(&loop->gens_lock);
+	while (!coil__list_empty(&loop->gens)) {
+		coil_gen_t *g = coil__container_of(loop->gens.next, coil_gen_t, link);
+		g->loop = NULL;
+		coil__list_del(&g->link);
+	}
+	coil__unlock(&loop->gens_lock);
+}
+
 void coil__gen_shutdown_loop(coil_loop_t *loop)
 {
-	if (!loop || !reg_find(loop, false))
+	if (!loop || !has_gens(loop))
 		return;
-	/* Debug mode reports the generators left open at a yield. */
-	gen_reg_t *open = reg_find(loop, false);
-	for (coil__list_t *p = open->gens.next; loop->debug && p != &open->gens; p = p->next) {
+	/* Debug mode reports the generators left open at a yield. The loop
+	 * is not running: its generators' consumers are its tasks. */
+	for (coil__list_t *p = loop->gens.next; loop->debug && p != &loop->gens; p = p->next) {
 		coil_gen_t *g = coil__container_of(p, coil_gen_t, link);
 		if (!gen_running(g))
 			coil__debug_gen_unclosed(loop, g->coro.name, (void *)g->body,
@@ -488,17 +556,12 @@ void coil__gen_shutdown_loop(coil_loop_t *loop)
 	if (!loop->closed && !loop->running && !coil__running_loop)
 		(void)shutdown_in_task(loop);
 	/* What is left could not be closed in a task (none could be made, or
-	 * the loop is not in a state to run one): close it here. A generator
-	 * in the middle of a step of a live task cannot be closed at all; it
-	 * only leaves the registry, which must not outlive the loop. */
+	 * the loop is not in a state to run one): close it here. */
 	close_all(loop);
-	gen_reg_t *r = reg_find(loop, false);
-	if (!r)
-		return;
-	while (!coil__list_empty(&r->gens)) {
-		coil_gen_t *g = coil__container_of(r->gens.next, coil_gen_t, link);
-		g->reg = NULL;
-		coil__list_del(&g->link);
-	}
-	reg_maybe_free(r);
+	forget_all(loop);
+}
+
+void coil__gen_forget_loop(coil_loop_t *loop)
+{
+	forget_all(loop);
 }
