@@ -192,9 +192,24 @@ int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack);
 extern size_t coil__default_stack_size;
 
 /* The stack size c asks for. */
+/*
+ * Stack colouring. Stacks start on page boundaries, so the hot top lines
+ * of every stack (the first frames, the wait slot, the registers a switch
+ * saves) would fall in the same few sets of a CPU's L1 cache, which has
+ * 64 sets of 64-byte lines indexed by address bits 6-11: with more tasks
+ * suspended than the cache has ways, each resumption would miss there.
+ * Each stack's frames start below its top by a colour of 0 to
+ * COIL__STACK_COLORS - 1 lines, taken from the stack's address; the
+ * request has a page more (COIL__STACK_PAD), so a task still gets the
+ * bytes it asked for, and the size reported is the stack's less that page.
+ * The page costs address space only: it is at the bottom, never touched
+ * unless the task needs it.
+ */
+#define COIL__STACK_COLORS 32
+#define COIL__STACK_PAD 4096
 static inline size_t coil__coro_stack_request(const coil_coro_t *c)
 {
-	return c->stack_size ? c->stack_size : coil__default_stack_size;
+	return (c->stack_size ? c->stack_size : coil__default_stack_size) + COIL__STACK_PAD;
 }
 /* Detaches an ended coroutine's stack and returns it (NULL if none). */
 coil__stack_t *coil__coro_take_stack(coil_coro_t *c);

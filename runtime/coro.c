@@ -129,7 +129,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 			put_str(buf, sizeof(buf), &len, "(coroutine)");
 		}
 		put_str(buf, sizeof(buf), &len, " overflowed its ");
-		put_u64(buf, sizeof(buf), &len, c->stack->size / 1024);
+		put_u64(buf, sizeof(buf), &len, (c->stack->size - COIL__STACK_PAD) / 1024);
 		put_str(buf, sizeof(buf), &len, " KiB stack\n");
 		ssize_t w = write(STDERR_FILENO, buf, len);
 		(void)w;
@@ -238,10 +238,14 @@ int coil__coro_prepare(coil_coro_t *c, coil__stack_t *stack)
 	if (!c->stack)
 		return -ENOMEM;
 	overflow_guard_thread_init();
-	/* The wait slot (core.h) sits above the first frame. */
-	c->ctx.sp = coil__ctx_make(c->stack->lo, c->stack->size - COIL__WAIT_SLOT, coro_main);
+	/* The stack's colour (core.h, coil__coro_stack_request), the same
+	 * whenever the stack is reused; the wait slot (core.h) sits above
+	 * the first frame. */
+	uintptr_t page = (uintptr_t)c->stack->lo >> 12;
+	size_t color = (size_t)(((uint32_t)page * 2654435761u) >> 27) % COIL__STACK_COLORS * 64;
 	c->ctx.stack_lo = c->stack->lo;
-	c->ctx.stack_size = c->stack->size;
+	c->ctx.stack_size = c->stack->size - color;
+	c->ctx.sp = coil__ctx_make(c->stack->lo, c->ctx.stack_size - COIL__WAIT_SLOT, coro_main);
 #ifdef COIL_TSAN
 	c->ctx.tsan_fiber = __tsan_create_fiber(0);
 #endif

@@ -164,6 +164,7 @@ typedef struct look {
 	int64_t created;
 	const void *stack_lo;
 	size_t stack_size;
+	size_t stack_span;        /* the whole stack, its colour pad included */
 	int nframes;              /* frames walked (if asked), or -EBUSY */
 } look_t;
 
@@ -217,7 +218,8 @@ NO_SAN static void task_look(coil_task_t *t, look_t *lk, void **frames,
 	const coil__stack_t *st = RACY(b->coro.stack);
 	if (st) {
 		lk->stack_lo = st->lo;
-		lk->stack_size = st->size;
+		lk->stack_span = st->size;
+		lk->stack_size = st->size - COIL__STACK_PAD; /* as asked (core.h) */
 	}
 	if (cur && cur->task == t) {
 		lk->state = COIL_TASK_RUNNING;
@@ -334,7 +336,7 @@ static void info_fill(coil_task_t *t, const look_t *lk, coil_task_info_t *in)
 	if (in->age_ns < -1)
 		in->age_ns = 0;
 	in->stack_size = lk->stack_size;
-	in->stack_touched = stack_touched(lk->stack_lo, lk->stack_size);
+	in->stack_touched = stack_touched(lk->stack_lo, lk->stack_span);
 }
 
 int coil_task_get_info(coil_task_t *t, coil_task_info_t *info, size_t size)
