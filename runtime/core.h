@@ -422,17 +422,27 @@ struct coil_task {
 	coil__spin_t clock;
 };
 
+/* A handle's state: it leaves PENDING once, to CANCELLED (a canceller,
+ * any thread) or DONE (the loop, which runs or drops it), by a
+ * compare-and-swap when a canceller may hold it (see runtime/loop.c). */
+enum { COIL__H_PENDING = 0, COIL__H_CANCELLED, COIL__H_DONE };
+
+/*
+ * A call_soon or timer callback. Written before it is scheduled, then
+ * read-only but for `state` and `refs` (atomics: the user's reference may
+ * be cancelled and released on any thread) and `run` and `timer`, which
+ * belong to the loop's thread (its ready queue and heap).
+ */
 struct coil_handle {
 	coil__runnable_t run;
 	coil__timer_t timer;
 	coil_loop_t *loop;
 	coil_cb cb;
 	void *arg;
-	uint32_t refs;            /* the loop's while scheduled, the user's */
+	atomic_uint refs;         /* the loop's while scheduled, the user's */
 	coil_cb dropped;          /* thread-safe handles: runs instead of cb
 				   * if the loop closes first (NULL: none) */
-	bool cancelled;
-	bool scheduled;           /* in the ready queue or the heap */
+	_Atomic uint8_t state;    /* COIL__H_* */
 	bool is_timer;
 };
 

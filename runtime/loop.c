@@ -188,10 +188,46 @@ void coil__loop_del_timer(coil_loop_t *loop, coil__timer_t *t)
 	coil__heap_remove(&loop->timers, t);
 }
 
+/*
+ * Handles and threads. The loop holds a reference while the handle is
+ * scheduled, the caller of call_soon/call_later/call_at one if it asked for
+ * the handle. The caller may cancel and release it on any thread: a task
+ * that took it may have moved to another worker since. So `refs` is
+ * atomic, and the handle leaves COIL__H_PENDING exactly once, by a
+ * compare-and-swap: to CANCELLED by a canceller, to DONE by the loop that
+ * is about to run it (or drops it at close). Whoever wins decides: the
+ * callback runs, or the cancellation returns true, never both. A handle
+ * that only the loop holds (no caller's reference, refs 1) cannot be
+ * cancelled, so it pays for neither locked instruction: the common
+ * call_soon without a handle, and the thread-safe calls.
+ *
+ * The heap belongs to the loop's thread: a timer cancelled there leaves it
+ * at once; one cancelled elsewhere is taken out by timer_reap, posted to
+ * the loop with a reference of its own (until then it stays in the heap,
+ * where firing it only drops it).
+ */
 static void handle_unref(coil_handle_t *h)
 {
-	if (--h->refs == 0)
+	/* Acquire: another thread's cancel and release happened before. */
+	if (atomic_load_explicit(&h->refs, memory_order_acquire) == 1 ||
+	    atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
 		coil__obj_put(handle_cache, sizeof(coil_handle_t), h);
+}
+
+/* The loop's claim before it runs or drops h: true if h was pending. */
+static bool handle_claim(coil_handle_t *h)
+{
+	if (atomic_load_explicit(&h->refs, memory_order_acquire) == 1) {
+		/* Only the loop holds it: nobody else can cancel it now. */
+		if (atomic_load_explicit(&h->state, memory_order_relaxed) != COIL__H_PENDING)
+			return false;
+		atomic_store_explicit(&h->state, COIL__H_DONE, memory_order_relaxed);
+		return true;
+	}
+	uint8_t s = COIL__H_PENDING;
+	return atomic_compare_exchange_strong_explicit(&h->state, &s, COIL__H_DONE,
+						       memory_order_acq_rel,
+						       memory_order_acquire);
 }
 
 static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
@@ -204,10 +240,9 @@ static coil_handle_t *handle_new(coil_loop_t *loop, coil_cb cb, void *arg,
 	h->loop = loop;
 	h->cb = cb;
 	h->arg = arg;
-	h->refs = out ? 2 : 1;
+	atomic_store_explicit(&h->refs, out ? 2 : 1, memory_order_relaxed);
 	h->dropped = NULL;
-	h->cancelled = false;
-	h->scheduled = true;
+	atomic_store_explicit(&h->state, COIL__H_PENDING, memory_order_relaxed);
 	h->is_timer = false;
 	h->timer.kind = COIL__TIMER_HANDLE;
 	h->timer.idx = UINT32_MAX;
@@ -257,7 +292,8 @@ int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 		return rc;
 	}
 	if (out) {
-		h->refs++;
+		/* Not shared yet: the loop's thread alone has seen it. */
+		atomic_store_explicit(&h->refs, 2, memory_order_relaxed);
 		*out = h;
 	}
 	return 0;
@@ -275,24 +311,58 @@ int coil_loop_call_later(coil_loop_t *loop, int64_t delay_ns, coil_cb cb,
 	return coil_loop_call_at(loop, when, cb, arg, out);
 }
 
-bool coil_handle_cancel(coil_handle_t *h)
+/* On the loop's thread: takes a cancelled timer out of the heap if it is
+ * still there, O(log n), with the loop's reference. Once due, it sits in
+ * the ready queue, which skips it. */
+static void timer_take_out(coil_handle_t *h)
 {
-	if (h->cancelled || !h->scheduled)
-		return false;
-	h->cancelled = true;
-	if (h->is_timer && h->timer.idx != UINT32_MAX) {
-		/* Still in the heap: take it out now, O(log n). */
+	if (h->timer.idx != UINT32_MAX) {
 		coil__loop_del_timer(h->loop, &h->timer);
-		h->scheduled = false;
 		handle_unref(h);
 	}
-	/* Otherwise it sits in the ready queue, which skips it. */
+}
+
+/* Posted by a canceller on another thread, with a reference of its own. */
+static void timer_reap(void *arg)
+{
+	coil_handle_t *h = arg;
+	timer_take_out(h);
+	handle_unref(h);
+}
+
+/* The loop closed first: its close takes the timer out of the heap. */
+static void timer_reap_dropped(void *arg)
+{
+	handle_unref(arg);
+}
+
+bool coil_handle_cancel(coil_handle_t *h)
+{
+	uint8_t s = COIL__H_PENDING;
+	if (!atomic_compare_exchange_strong_explicit(&h->state, &s, COIL__H_CANCELLED,
+						     memory_order_acq_rel,
+						     memory_order_acquire))
+		return false;
+	if (!h->is_timer)
+		return true;
+	coil_loop_t *loop = h->loop;
+	if (!loop->rt || coil__running_loop == loop) {
+		timer_take_out(h);
+		return true;
+	}
+	/* Our reference keeps h alive; the one taken here is timer_reap's.
+	 * If the post fails (the loop closed, or no memory), the timer is
+	 * dropped with the loop's heap, or skipped when it fires. */
+	atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+	if (coil__loop_call_soon_threadsafe_ex(loop, timer_reap, timer_reap_dropped, h))
+		handle_unref(h);
 	return true;
 }
 
 bool coil_handle_cancelled(const coil_handle_t *h)
 {
-	return h->cancelled;
+	return atomic_load_explicit(&((coil_handle_t *)h)->state, memory_order_acquire) ==
+	       COIL__H_CANCELLED;
 }
 
 int64_t coil_handle_when(const coil_handle_t *h)
@@ -393,8 +463,8 @@ static void ts_handle_init(coil_handle_t *h, coil_loop_t *loop, coil_cb cb,
 	h->cb = cb;
 	h->arg = arg;
 	h->dropped = dropped;
-	h->refs = 1;
-	h->scheduled = true;
+	atomic_store_explicit(&h->refs, 1, memory_order_relaxed);
+	atomic_store_explicit(&h->state, COIL__H_PENDING, memory_order_relaxed);
 	h->timer.idx = UINT32_MAX;
 	h->timer.when = -1;
 }
@@ -431,8 +501,8 @@ int coil__loop_call_soon_threadsafe_ex(coil_loop_t *loop, coil_cb cb,
 	h->cb = cb;
 	h->arg = arg;
 	h->dropped = dropped;
-	h->refs = 1;
-	h->scheduled = true;
+	atomic_store_explicit(&h->refs, 1, memory_order_relaxed);
+	atomic_store_explicit(&h->state, COIL__H_PENDING, memory_order_relaxed);
 	h->timer.idx = UINT32_MAX;
 	h->timer.when = -1;
 	bool ok = loop->any ? coil__runtime_inject(loop->rt, &h->run)
@@ -477,8 +547,7 @@ static void drain_inbox(coil_loop_t *loop)
 
 static void run_handle(coil_handle_t *h)
 {
-	h->scheduled = false;
-	if (!h->cancelled)
+	if (handle_claim(h))
 		h->cb(h->arg);
 	if (h->timer.kind == 0) {
 		/* A call_soon_threadsafe handle (not from a cache): kept for
@@ -908,11 +977,11 @@ static void drop_ready(coil_loop_t *loop)
 		coil__runnable_t *r = coil__container_of(n, coil__runnable_t, node);
 		if (r->kind == COIL__RUN_HANDLE) {
 			coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
-			h->scheduled = false;
+			bool pending = handle_claim(h);
 			if (h->timer.kind == 0) {
 				/* A thread-safe caller may need to hear that
 				 * its callback will never run. */
-				if (h->dropped && !h->cancelled)
+				if (h->dropped && pending)
 					h->dropped(h->arg);
 				coil__free_aligned64(h, sizeof(*h));
 			} else {
@@ -931,7 +1000,7 @@ static void drop_ready(coil_loop_t *loop)
 		coil__heap_remove(&loop->timers, t);
 		if (t->kind == COIL__TIMER_HANDLE) {
 			coil_handle_t *h = coil__container_of(t, coil_handle_t, timer);
-			h->scheduled = false;
+			handle_claim(h);
 			handle_unref(h);
 		}
 	}

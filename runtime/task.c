@@ -445,6 +445,18 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
 	coil__lock(&loop->tasks_lock);
+	if (__builtin_expect(loop->rt && atomic_load_explicit(&loop->rt->shutting_down,
+							      memory_order_relaxed), 0) &&
+	    (!me || me->rt != loop->rt || !coil__cur || !coil__cur->task)) {
+		/* Not from one of the runtime's tasks, after the shutdown's
+		 * last count began (coil_runtime_shutdown takes this lock
+		 * after it sets the flag): the task would never run. */
+		coil__unlock(&loop->tasks_lock);
+		coil__task_free_body(NULL, b);
+		atomic_store_explicit(&t->fut.refs, 1, memory_order_relaxed);
+		coil_future_release(&t->fut);
+		return COIL_ECLOSED;
+	}
 	coil__list_push(&loop->tasks, &b->all);
 	loop->ntasks++;
 	coil__unlock(&loop->tasks_lock);

@@ -225,7 +225,9 @@ COIL_API int coil_wait_for(coil_future_t *f, int64_t timeout_ns, void **result);
 /*
  * asyncio.shield: from inside a task, awaits f, but cancelling the awaiting
  * task never cancels f: the await returns -ECANCELED and f keeps running.
- * If f then fails, its error counts as retrieved (asyncio does the same).
+ * If f then fails, its error counts as retrieved (asyncio does the same),
+ * also when it failed on another worker as the cancellation came, just
+ * before the await returned.
  * Use it inside a timeout scope or a task group body to protect f from
  * their cancellation. Returns as coil_await.
  */

@@ -143,17 +143,27 @@ COIL_API int coil_loop_call_later(coil_loop_t *loop, int64_t delay_ns,
 COIL_API int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 			       void *arg, coil_handle_t **out);
 
-/* Cancels the callback if it has not run. Returns true if it was pending. */
+/*
+ * Cancels the callback if it has not run. Returns true if it was pending:
+ * then the callback never runs; false if it ran, is running or was
+ * cancelled or dropped before. For a runtime's worker loop, any thread,
+ * so that a task that moved to another worker since it took the handle
+ * may cancel it: the loop's run and the cancel race for the handle and
+ * exactly one wins; from another thread than the loop's, a timer leaves
+ * the loop's timer heap (coil_loop_timer_count) at the loop's next
+ * iteration rather than at once. For a loop of one's own, its thread.
+ */
 COIL_API bool coil_handle_cancel(coil_handle_t *h);
 
-/* Returns true if the handle was cancelled. */
+/* Returns true if the handle was cancelled. Any thread. */
 COIL_API bool coil_handle_cancelled(const coil_handle_t *h);
 
 /* Returns the deadline of a timer handle in loop nanoseconds, or -1 for a
- * call_soon handle. */
+ * call_soon handle. Any thread. */
 COIL_API int64_t coil_handle_when(const coil_handle_t *h);
 
-/* Drops the caller's handle reference (the callback stays scheduled). */
+/* Drops the caller's handle reference (the callback stays scheduled).
+ * Any thread. */
 COIL_API void coil_handle_release(coil_handle_t *h);
 
 /*

@@ -128,7 +128,12 @@ COIL_API void coil_runtime_wait_stopped(coil_runtime_t *rt);
  * then cancels the tasks left and runs them to their end (closing those
  * that ignore cancellation), stops and joins the worker threads, closes
  * the loops and frees everything. No thread, descriptor or byte of the
- * runtime is left. Returns 0 if every task had finished within the wait,
+ * runtime is left. Once the wait is over, a task that is not spawned by
+ * one of the runtime's tasks (coil_runtime_spawn or coil_loop_create_task
+ * from a plain thread or a callback, coil_run_coroutine_threadsafe) is
+ * refused with COIL_ECLOSED; one that got in just before is waited for
+ * too, within the same wait_ns, so that no task is left that neither ran
+ * nor was cancelled. Returns 0 if every task had finished within the wait,
  * -ETIMEDOUT if some had to be cancelled. The runtime pointer is invalid
  * afterwards. Call it from a thread that is not a worker (-EBUSY).
  */

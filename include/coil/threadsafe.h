@@ -60,7 +60,10 @@ typedef void (*coil_cfuture_cb)(coil_cfuture_t *f, void *arg);
  * see above), or its error code and the message set with coil_errorf, or
  * -ECANCELED if the task ended cancelled. If the loop is closed before the
  * task is created, the outcome is COIL_ECLOSED and fn never runs; a task
- * still pending when the loop closes is cancelled by coil_loop_close.
+ * still pending when the loop closes is cancelled by coil_loop_close. For a
+ * runtime's loop, the same holds once coil_runtime_shutdown has stopped
+ * waiting for the tasks: no task is created after that (COIL_ECLOSED), and
+ * one created before is waited for or cancelled with the others.
  *
  * Returns 0; -EINVAL if loop or fn is NULL; -ENOMEM; COIL_ECLOSED if the
  * loop is already closed (only while the closed loop's memory is still

@@ -564,7 +564,7 @@ static void runtime_free(coil_runtime_t *rt)
 			coil__runnable_t *r = coil__container_of(n, coil__runnable_t, node);
 			if (r->kind == COIL__RUN_HANDLE) {
 				coil_handle_t *h = coil__container_of(r, coil_handle_t, run);
-				if (h->dropped && !h->cancelled)
+				if (h->dropped)
 					h->dropped(h->arg);
 				coil__free_aligned64(h, sizeof(*h));
 			}
@@ -720,7 +720,8 @@ int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out, coil_fn fn,
 		return COIL_ECLOSED;
 	coil_loop_t *me = coil__running_loop;
 	/* On a worker: spawn there (its deque is where thieves look). From
-	 * elsewhere: listed on worker 0, queued on the injection queue. */
+	 * elsewhere: listed on worker 0, queued on the injection queue. A
+	 * shutdown that begins meanwhile is caught in coil__task_create. */
 	coil_loop_t *loop = me && me->rt == rt ? me : rt->loops[0];
 	return coil__task_create(loop, out, fn, arg, opts, true);
 }
@@ -1065,7 +1066,21 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	int64_t now = coil__clock_ns();
 	int64_t deadline = wait_ns < 0 ? -1 : (wait_ns > INT64_MAX - now ? INT64_MAX : now + wait_ns);
 	bool clean = rc == 0 && wait_tasks(rt, deadline);
-	atomic_store_explicit(&rt->shutting_down, true, memory_order_release);
+	atomic_store_explicit(&rt->shutting_down, true, memory_order_seq_cst);
+	/* A spawn from outside the runtime's tasks checks the flag under its
+	 * loop's list lock as it lists its task (coil__task_create): once
+	 * every list lock has been taken after the flag was set, each such
+	 * spawn either listed its task before, and is counted below, or
+	 * refuses. Those tasks are waited for, or cancelled, as the others:
+	 * without this, a task made just after the last count was never run
+	 * nor cancelled, and whoever waited for it (a concurrent future of
+	 * coil_run_coroutine_threadsafe) waited for ever. */
+	for (unsigned i = 0; i < rt->n; i++) {
+		coil__lock(&rt->loops[i]->tasks_lock);
+		coil__unlock(&rt->loops[i]->tasks_lock);
+	}
+	if (clean)
+		clean = wait_tasks(rt, deadline);
 	/* Cancel what is left (four rounds), then close what keeps ignoring
 	 * it (four more), each worker on its own thread. */
 	for (int round = 0; rc == 0 && !clean && round < 8; round++) {

@@ -35,6 +35,11 @@
  * set, so that a cancel_run that came too early to find the task is not
  * lost.
  *
+ * A runtime's shutdown takes no new task once it has begun: a hand-off that
+ * runs after that completes the future with COIL_ECLOSED, as a dropped one
+ * does, and one that made its task before is counted by the shutdown,
+ * which waits for it or cancels it (coil__task_create).
+ *
  * Closing: coil_loop_close cancels the tasks and runs them to their end, so
  * a running coroutine completes its future (cancelled) through step 3. But
  * the close drops what is still queued, and two things may be: a hand-off
@@ -183,8 +188,16 @@ static void handoff_run(void *arg)
 		.result_dtor = NULL, /* the result goes to the future */
 		.pinned = true,      /* until its first step: see trampoline */
 	};
+	/* A runtime that is shutting down takes no new task from here: one
+	 * made after its last look would never run (coil__task_create). */
 	coil_task_t *t;
 	int rc = coil_loop_create_task(b->cf.loop, &t, trampoline, b, &o);
+	if (rc == COIL_ECLOSED && b->cf.loop->rt) {
+		finish(b, COIL_ECLOSED, NULL,
+		       coil__strdup("the runtime was shut down before the "
+				    "coroutine was scheduled"));
+		return;
+	}
 	if (rc == 0) {
 		rc = coil_future_add_done_callback(coil_task_future(t), task_ended, b);
 		if (rc == 0) {
