@@ -30,8 +30,8 @@
  *
  * The deque is bounded (capacity a power of two): push fails when it is
  * full, and the scheduler then moves half of the deque to the global
- * injection queue (coil__deque_steal from its own top, so it never races the
- * thieves incorrectly).
+ * injection queue (coil__deque_take_oldest from its own top, a chunk per
+ * CAS on top, which thieves' claims go through too).
  */
 #ifndef COIL_SCHED_DEQUE_H
 #define COIL_SCHED_DEQUE_H
