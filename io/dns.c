@@ -226,20 +226,39 @@ static int start_thread(void)
 	return -rc;
 }
 
+/*
+ * Lookups may be submitted while this runs (a runtime's tasks need not
+ * have ended). So the threads are taken off the list one at a time, under
+ * the lock, and joined until none is left: a lookup submitted meanwhile
+ * finds a free slot and starts a thread, which the list then holds and
+ * this joins too. One submitted after the last threads left but before
+ * the list ran empty found the pool full and started none: it is in the
+ * queue with no thread to run it, so one is started for it at the end.
+ */
 void coil__dns_shutdown(void)
 {
 	pthread_mutex_lock(&pool.mu);
 	pool.stopping = true;
 	pthread_cond_broadcast(&pool.cv);
-	unsigned n = pool.nthreads;
-	pthread_t th[POOL_MAX];
-	memcpy(th, pool.threads, sizeof(th));
-	pthread_mutex_unlock(&pool.mu);
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_lock(&pool.mu);
-	pool.nthreads = 0;
+	while (pool.nthreads) {
+		pthread_t th = pool.threads[--pool.nthreads];
+		pthread_mutex_unlock(&pool.mu);
+		pthread_join(th, NULL);
+		pthread_mutex_lock(&pool.mu);
+	}
 	pool.stopping = false;
+	if (pool.head && start_thread()) {
+		/* No thread to be had: run them here rather than never. */
+		while (pool.head) {
+			job_t *j = pool.head;
+			pool.head = j->next;
+			if (!pool.head)
+				pool.tail = NULL;
+			pthread_mutex_unlock(&pool.mu);
+			job_run(j);
+			pthread_mutex_lock(&pool.mu);
+		}
+	}
 	pthread_mutex_unlock(&pool.mu);
 }
 

@@ -76,7 +76,9 @@ void coil__dns_set_resolver(coil__dns_fn fn);
 /* Stops the resolver threads once the lookups queued are done, and joins
  * them (a later lookup starts new ones). For tests, whose leak checkers
  * would otherwise see the per-thread state glibc keeps for live resolver
- * threads at exit. Any thread but a resolver thread. */
+ * threads at exit. Any thread but a resolver thread, while lookups are
+ * being submitted too: those are run all the same, and every thread
+ * started meanwhile is joined. */
 void coil__dns_shutdown(void);
 
 /* Tests: the number of lookups handed to the resolver threads whose
