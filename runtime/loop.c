@@ -828,8 +828,15 @@ int coil__loop_enter(coil_loop_t *loop)
 	 * created once the old one is joined (a runtime restarting its
 	 * workers), and the ring's single issuer is a kernel task. */
 	pid_t tid = gettid();
-	if (loop->ring_tid != tid && coil__ring_rebind(loop->ring) == 0)
+	if (loop->ring_tid != tid) {
+		/* A ring of SINGLE_ISSUER only takes its own thread: without
+		 * a fresh one (no descriptor or memory left) every wait
+		 * would fail, so the loop does not run. */
+		int rc = coil__ring_rebind(loop->ring);
+		if (rc)
+			return rc;
 		loop->ring_tid = tid;
+	}
 	loop->running = true;
 	loop->thread = pthread_self();
 	coil__running_loop = loop;

@@ -22,8 +22,10 @@
 #include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "coil/coil.h"
 #include "test.h"
@@ -1601,6 +1603,61 @@ TEST(cancel_with_a_message_racing_the_tasks_end)
 	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
 }
 
+/* --- a worker that cannot set up its ring yet ----------------------------- */
+
+static int reads_a_byte(void *arg, void **result)
+{
+	int fd = (int)(intptr_t)arg;
+	char c = 0;
+	ssize_t n = coil_read(fd, &c, 1, -1, COIL_FOREVER);
+	*result = (void *)(intptr_t)(n == 1 ? c : n < 0 ? n : -1000);
+	return 0;
+}
+
+/*
+ * A worker sets its ring up again on its own thread when it first runs
+ * (a ring of SINGLE_ISSUER takes only its own thread), which takes a
+ * descriptor. With none left, the worker used to run with the ring of the
+ * thread that made the runtime, where every wait failed (-EEXIST) and no
+ * I/O of its tasks could complete; now it waits until it can set one up.
+ */
+TEST(a_worker_without_a_descriptor_for_its_ring_waits_until_it_has_one)
+{
+	/* Valgrind keeps a lowered RLIMIT_NOFILE to itself (test_io.c). */
+	if (getenv("COIL_VALGRIND"))
+		TEST_SKIP("Valgrind does not lower the descriptor limit");
+	coil_runtime_t *rt = test_runtime_new(2);
+	int p[2];
+	ASSERT_EQ(pipe(p), 0);
+	struct rlimit old, rl;
+	ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	/* The lowest free descriptor: every one below it is open, so with
+	 * the limit there no new descriptor can be made. */
+	int lowest = dup(0);
+	ASSERT(lowest >= 0);
+	close(lowest);
+	rl = old;
+	rl.rlim_cur = (rlim_t)lowest;
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ASSERT_EQ(coil_runtime_start(rt), 0);
+	coil_cfuture_t *f = NULL;
+	coil_spawn_opts_t pinned = { .pinned = true };
+	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&f, coil_runtime_loop(rt, 1), reads_a_byte,
+						     (void *)(intptr_t)p[0], &pinned), 0);
+	/* Let the workers try (and fail) to set their rings up. */
+	struct timespec ts = { 0, 20 * 1000000L };
+	nanosleep(&ts, NULL);
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ASSERT_EQ(write(p[1], "x", 1), 1);
+	void *v = NULL;
+	ASSERT_EQ(coil_cfuture_wait(f, 20 * COIL_NSEC_PER_SEC, &v), 0);
+	ASSERT_EQ((intptr_t)v, 'x');
+	coil_cfuture_release(f);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
 TEST_LIST(
 	TEST_ENTRY(new_takes_the_worker_count_from_the_options),
 	TEST_ENTRY(coil_workers_sets_the_default_worker_count),
@@ -1632,4 +1689,5 @@ TEST_LIST(
 	/* Last: they skip under Valgrind, which ends an in-process run. */
 	TEST_ENTRY(pin_workers_pins_worker_i_to_the_ith_allowed_cpu),
 	TEST_ENTRY(idle_runtime_uses_no_cpu),
-	TEST_ENTRY(runtime_with_a_sleeping_task_stays_idle))
+	TEST_ENTRY(runtime_with_a_sleeping_task_stays_idle),
+	TEST_ENTRY(a_worker_without_a_descriptor_for_its_ring_waits_until_it_has_one))

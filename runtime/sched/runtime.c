@@ -767,6 +767,41 @@ bool coil__runtime_pool_take(coil_runtime_t *rt, struct coil__pool_batch *handle
 
 /* --- worker threads ---------------------------------------------------- */
 
+/*
+ * Enters a worker's loop on its thread. The loop's ring must be set up
+ * again for this thread (coil__loop_enter), which needs a descriptor: when
+ * the process has none left (EMFILE) or memory is short, the worker says
+ * so once and tries again, backing off up to 100 ms, until it can or the
+ * runtime stops. Its tasks wait meanwhile; other workers may steal them.
+ */
+static int enter_worker(coil_runtime_t *rt, coil_loop_t *loop, unsigned i)
+{
+	bool told = false;
+	long wait_ms = 1;
+	for (;;) {
+		int rc = coil__loop_enter(loop);
+		if (rc == 0 || rc == COIL_ECLOSED || rc == -EBUSY)
+			return rc;
+		if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+			return rc;
+		if (!told) {
+			char msg[160];
+			int n = snprintf(msg, sizeof(msg),
+					 "coil: worker %u cannot set up its io_uring ring (%s); "
+					 "retrying until it can\n", i, strerror(-rc));
+			if (n > 0) {
+				ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
+				(void)w;
+			}
+			told = true;
+		}
+		struct timespec ts = { 0, wait_ms * 1000000L };
+		nanosleep(&ts, NULL);
+		if (wait_ms < 100)
+			wait_ms *= 2;
+	}
+}
+
 typedef struct worker_arg {
 	coil_runtime_t *rt;
 	unsigned i;
@@ -802,7 +837,7 @@ static void *worker_main(void *p)
 			break;
 		rt->in_loop[a.i] = true;
 		pthread_mutex_unlock(&rt->lock);
-		if (coil__loop_enter(loop) == 0) {
+		if (enter_worker(rt, loop, a.i) == 0) {
 			coil__worker_loop(loop);
 			coil__loop_leave(loop);
 		}
