@@ -580,6 +580,12 @@ struct coil_loop {
 	coil__metrics_t metrics;  /* counters and trace state (debug/metrics_int.h) */
 };
 
+/* The most workers a runtime may have (opts->workers, COIL_WORKERS). */
+#define COIL__MAX_WORKERS 4096
+
+/* rt->stop. */
+enum { COIL__RT_RUN, COIL__RT_STOP, COIL__RT_FINISH };
+
 /* A runtime: N workers (sched/runtime.c). */
 struct coil_runtime {
 	/* Read-mostly (an idle worker's spin reads `stop` all the time):
@@ -588,7 +594,9 @@ struct coil_runtime {
 	unsigned n;
 	coil_loop_t **loops;
 	coil_loop_t *any;         /* coil_runtime_loop(rt, COIL_ANY_WORKER) */
-	atomic_bool stop;         /* coil_runtime_stop: leave the loops */
+	atomic_int stop;          /* COIL__RT_RUN, _STOP (leave the loops) or
+				   * _FINISH (shutdown: coil_runtime_stop
+				   * is ignored) */
 	atomic_int stop_pipe[2];  /* wait_stopped's pipe (async-signal-safe) */
 	atomic_bool shutting_down;
 	_Alignas(64) coil__inject_t inject; /* runnables any worker may take */
@@ -625,6 +633,8 @@ struct coil_runtime {
 	bool *thread_created;
 	bool *want_run;           /* told to run its loop */
 	bool *in_loop;            /* running its loop */
+	unsigned run_gen;         /* bumped by every start of the workers */
+	uintptr_t block_on_gen;   /* bumped by every block_on (main_done) */
 	bool exiting;             /* shutdown: threads leave for good */
 	bool started;
 	bool block_on_active;

@@ -759,7 +759,8 @@ static void run_once(coil_loop_t *loop)
 
 static bool worker_should_leave(coil_loop_t *loop)
 {
-	return loop->stopping || atomic_load_explicit(&loop->rt->stop, memory_order_relaxed);
+	return loop->stopping ||
+	       atomic_load_explicit(&loop->rt->stop, memory_order_relaxed) == COIL__RT_STOP;
 }
 
 void coil__worker_loop(coil_loop_t *loop)

@@ -795,7 +795,10 @@ void coil__task_force_close(coil_task_t *t)
 		coil__unlock(&t->clock);
 		return;
 	}
-	bool shared = b->worker && b->worker->rt;
+	/* Whether other workers may run it: from the loop the task belongs
+	 * to, which never changes. b->worker is written by whichever worker
+	 * starts a step, without this lock. */
+	bool shared = t->fut.loop->rt != NULL;
 	if (!shared)
 		mark_closing(b);
 	coil__waiter_t *w = b->waiting;

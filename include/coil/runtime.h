@@ -50,10 +50,12 @@ typedef struct coil_runtime coil_runtime_t;
 
 /*
  * Makes a runtime (not started). opts may be NULL. Worker count:
- * opts->workers if not 0, else the environment variable COIL_WORKERS if it
- * holds a positive number, else the number of CPUs in the process's affinity
- * mask. opts->pin_workers pins worker i to the i-th CPU of that mask;
- * opts->thread_name names the worker threads "<name>-<i>" (default "coil").
+ * opts->workers if not 0 (at most 4096: -EINVAL beyond), else the
+ * environment variable COIL_WORKERS if it holds a number from 1 to 4096
+ * (anything else in it is ignored), else the number of CPUs in the
+ * process's affinity mask. opts->pin_workers pins worker i to the i-th CPU
+ * of that mask; opts->thread_name names the worker threads "<name>-<i>"
+ * (default "coil").
  * The virtual clock needs one worker (-EINVAL otherwise).
  * Returns 0, -EINVAL, -ENOMEM or the error of setting up a worker's ring.
  * The caller owns the runtime and ends it with coil_runtime_shutdown().
@@ -115,11 +117,16 @@ COIL_API int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
  * Asks every worker to stop after its current step. Async-signal-safe: a
  * signal handler may call it. The workers' threads leave their loops;
  * coil_runtime_block_on returns -EINTR. Tasks are left as they are, for
- * coil_runtime_shutdown.
+ * coil_runtime_shutdown. The runtime may be run again afterwards
+ * (coil_runtime_block_on, or coil_runtime_start if it was not started);
+ * a stop before that (one that comes before the runtime runs) asks
+ * nothing. Once coil_runtime_shutdown runs the workers to end the tasks,
+ * a stop does nothing: the shutdown goes on.
  */
 COIL_API void coil_runtime_stop(coil_runtime_t *rt);
 
-/* Blocks until coil_runtime_stop() has been called. For a plain thread. */
+/* Blocks until coil_runtime_stop() has been called (since the runtime last
+ * ran again, if it did). For a plain thread. */
 COIL_API void coil_runtime_wait_stopped(coil_runtime_t *rt);
 
 /*

@@ -59,12 +59,16 @@ int64_t coil__observe_begin(coil_loop_t *loop, coil__runnable_t *r)
 		m->obs.id = t->id;
 		/* Copied: the step may end the task and free its handle.
 		 * (No reference is taken to keep it: debug mode's check of a
-		 * task that never ran counts the references.) */
+		 * task that never ran counts the references.) Under the
+		 * cancellation lock: any thread may rename the task meanwhile,
+		 * which frees the old name (task.c, coil_task_set_name). */
+		coil__lock(&t->clock);
 		if (t->name) {
 			size_t n = strnlen(t->name, sizeof(m->obs.name) - 1);
 			memcpy(m->obs.name, t->name, n);
 			m->obs.name[n] = '\0';
 		}
+		coil__unlock(&t->clock);
 	} else if (r->kind == COIL__RUN_HANDLE) {
 		m->obs.fn = (const void *)(uintptr_t)coil__container_of(r, coil_handle_t, run)->cb;
 	} else if (r->kind == COIL__RUN_DONE_CB) {

@@ -449,7 +449,7 @@ bool coil__sched_park_begin(coil_loop_t *loop)
 		 * next enter, which the loop's next round makes. */
 		if (coil__runtime_has_work(loop) ||
 		    atomic_load_explicit(&loop->inbox_len, memory_order_relaxed) ||
-		    atomic_load_explicit(&rt->stop, memory_order_relaxed) ||
+		    atomic_load_explicit(&rt->stop, memory_order_relaxed) == COIL__RT_STOP ||
 		    (*loop->ring_inflight && coil__ring_has_events(loop->ring)))
 			return false;
 		cpu_relax();
@@ -461,7 +461,8 @@ bool coil__sched_park_begin(coil_loop_t *loop)
 	loop->in_idle = true;
 	atomic_fetch_add_explicit(&rt->nidle, 1, memory_order_seq_cst);
 	pthread_mutex_unlock(&rt->idle_lock);
-	if (coil__runtime_has_work(loop) || atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
+	if (coil__runtime_has_work(loop) ||
+	    atomic_load_explicit(&rt->stop, memory_order_relaxed) == COIL__RT_STOP) {
 		idle_remove(loop);
 		return false;
 	}
@@ -605,6 +606,12 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 		return -EINVAL;
 	coil_runtime_opts_t o;
 	coil__runtime_opts_read(&o, opts);
+	/* Beyond it the arrays sized by the count would be gigabytes, and a
+	 * worker index would not fit the int of coil_current_worker: a clear
+	 * error before anything is made, not a ring per worker until the
+	 * descriptors run out. */
+	if (o.workers > COIL__MAX_WORKERS)
+		return -EINVAL;
 	int *cpus;
 	unsigned ncpus = affinity_cpus(&cpus);
 	unsigned n = o.workers;
@@ -612,7 +619,7 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 		const char *env = getenv("COIL_WORKERS");
 		char *end;
 		long v = env ? strtol(env, &end, 10) : 0;
-		n = env && *env && !*end && v > 0 && v <= 4096 ? (unsigned)v : ncpus;
+		n = env && *env && !*end && v > 0 && v <= COIL__MAX_WORKERS ? (unsigned)v : ncpus;
 	}
 	if (o.virtual_clock && n > 1) {
 		free(cpus);
@@ -772,7 +779,9 @@ bool coil__runtime_pool_take(coil_runtime_t *rt, struct coil__pool_batch *handle
  * again for this thread (coil__loop_enter), which needs a descriptor: when
  * the process has none left (EMFILE) or memory is short, the worker says
  * so once and tries again, backing off up to 100 ms, until it can or the
- * runtime stops. Its tasks wait meanwhile; other workers may steal them.
+ * runtime is stopped (a shutdown's finishing rounds keep it trying: its
+ * tasks must end). Its tasks wait meanwhile; other workers may steal
+ * them.
  */
 static int enter_worker(coil_runtime_t *rt, coil_loop_t *loop, unsigned i)
 {
@@ -782,7 +791,7 @@ static int enter_worker(coil_runtime_t *rt, coil_loop_t *loop, unsigned i)
 		int rc = coil__loop_enter(loop);
 		if (rc == 0 || rc == COIL_ECLOSED || rc == -EBUSY)
 			return rc;
-		if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+		if (atomic_load_explicit(&rt->stop, memory_order_acquire) == COIL__RT_STOP)
 			return rc;
 		if (!told) {
 			char msg[160];
@@ -836,6 +845,7 @@ static void *worker_main(void *p)
 		if (rt->exiting)
 			break;
 		rt->in_loop[a.i] = true;
+		unsigned gen = rt->run_gen;
 		pthread_mutex_unlock(&rt->lock);
 		if (enter_worker(rt, loop, a.i) == 0) {
 			coil__worker_loop(loop);
@@ -843,7 +853,11 @@ static void *worker_main(void *p)
 		}
 		pthread_mutex_lock(&rt->lock);
 		rt->in_loop[a.i] = false;
-		rt->want_run[a.i] = false;
+		/* A stop seen late, after the runtime was started again
+		 * (block_on or start after a stop): that start's want_run
+		 * stands, and the worker runs its loop again. */
+		if (rt->run_gen == gen)
+			rt->want_run[a.i] = false;
 		pthread_cond_broadcast(&rt->park_cond);
 	}
 	pthread_mutex_unlock(&rt->lock);
@@ -851,10 +865,12 @@ static void *worker_main(void *p)
 }
 
 /* Under rt->lock: has workers from..n-1 run their loops in background
- * threads, starting the threads that do not exist yet. */
-static int start_threads(coil_runtime_t *rt, unsigned from)
+ * threads, starting the threads that do not exist yet. state: COIL__RT_RUN,
+ * or COIL__RT_FINISH for shutdown, which coil_runtime_stop must not end. */
+static int start_threads(coil_runtime_t *rt, unsigned from, int state)
 {
-	atomic_store_explicit(&rt->stop, false, memory_order_seq_cst);
+	rt->run_gen++;
+	atomic_store_explicit(&rt->stop, state, memory_order_seq_cst);
 	int rc = 0;
 	for (unsigned i = from; i < rt->n; i++) {
 		rt->want_run[i] = true;
@@ -890,7 +906,7 @@ static int start_threads(coil_runtime_t *rt, unsigned from)
  * until they are all parked. */
 static void park_threads(coil_runtime_t *rt)
 {
-	atomic_store_explicit(&rt->stop, true, memory_order_seq_cst);
+	atomic_store_explicit(&rt->stop, COIL__RT_STOP, memory_order_seq_cst);
 	wake_all(rt);
 	for (unsigned i = 0; i < rt->n; i++) {
 		rt->want_run[i] = false;
@@ -923,7 +939,7 @@ int coil_runtime_start(coil_runtime_t *rt)
 		pthread_mutex_unlock(&rt->lock);
 		return -EBUSY;
 	}
-	int rc = start_threads(rt, 0);
+	int rc = start_threads(rt, 0, COIL__RT_RUN);
 	if (rc)
 		park_threads(rt);
 	else
@@ -932,11 +948,15 @@ int coil_runtime_start(coil_runtime_t *rt)
 	return rc;
 }
 
+/* arg: the block_on it ends (rt->block_on_gen). A done-callback already
+ * queued when block_on removes it (a stop as the main task ended) runs
+ * all the same, at worker 0's next run: it must not stop a later
+ * block_on's, or a started runtime's, worker 0. */
 static void main_done(coil_future_t *f, void *arg)
 {
-	(void)f;
-	coil_loop_t *loop = arg;
-	loop->stopping = true;
+	coil_loop_t *loop = f->loop;
+	if ((uintptr_t)arg == loop->rt->block_on_gen)
+		loop->stopping = true;
 }
 
 int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
@@ -952,7 +972,8 @@ int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
 		return -EBUSY;
 	}
 	rt->block_on_active = true;
-	int rc = start_threads(rt, 1);
+	void *gen = (void *)++rt->block_on_gen;
+	int rc = start_threads(rt, 1, COIL__RT_RUN);
 	pthread_mutex_unlock(&rt->lock);
 	coil_loop_t *loop = rt->loops[0];
 	coil_task_t *t = NULL;
@@ -961,7 +982,7 @@ int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
 	if (rc == 0) {
 		rc = coil_task_factory_default(loop, &t, fn, arg, NULL);
 		if (rc == 0)
-			rc = coil_future_add_done_callback(&t->fut, main_done, loop);
+			rc = coil_future_add_done_callback(&t->fut, main_done, gen);
 		if (rc == 0)
 			coil__worker_loop(loop);
 		coil__loop_leave(loop);
@@ -979,7 +1000,7 @@ int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
 				}
 			}
 		}
-		coil_future_remove_done_callback(&t->fut, main_done, loop);
+		coil_future_remove_done_callback(&t->fut, main_done, gen);
 		coil_task_detach(t);
 	}
 	pthread_mutex_lock(&rt->lock);
@@ -990,8 +1011,17 @@ int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
 
 void coil_runtime_stop(coil_runtime_t *rt)
 {
-	/* Async-signal-safe: an atomic store and write()s. */
-	atomic_store_explicit(&rt->stop, true, memory_order_seq_cst);
+	/* Async-signal-safe: an atomic compare-and-swap and write()s. Not
+	 * once shutdown runs the workers to end the tasks (COIL__RT_FINISH):
+	 * they would leave their loops with tasks left, which nobody would
+	 * run (a shutdown without a time limit would wait for ever). One
+	 * atomic operation: a store after a check could land after shutdown
+	 * began. */
+	int v = COIL__RT_RUN;
+	if (!atomic_compare_exchange_strong_explicit(&rt->stop, &v, COIL__RT_STOP,
+						     memory_order_seq_cst, memory_order_seq_cst) &&
+	    v == COIL__RT_FINISH)
+		return;
 	for (unsigned i = 0; i < rt->n; i++)
 		coil__ring_wake(rt->loops[i]->ring);
 	char c = 1;
@@ -1001,12 +1031,23 @@ void coil_runtime_stop(coil_runtime_t *rt)
 
 void coil_runtime_wait_stopped(coil_runtime_t *rt)
 {
-	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
+	while (atomic_load_explicit(&rt->stop, memory_order_acquire) != COIL__RT_STOP) {
 		fd_set r;
 		FD_ZERO(&r);
 		FD_SET(rt->stop_pipe[0], &r);
 		struct timeval tv = { 1, 0 };
 		select(rt->stop_pipe[0] + 1, &r, NULL, NULL, &tv);
+		/* The bytes of stops before the runtime ran again: drained,
+		 * or select would return at once for ever (a busy loop). A
+		 * stop stores the flag before it writes, so a byte drained
+		 * here after the flag was read is a stop the next look sees;
+		 * another waiter about to select may then sleep out its
+		 * second before it sees it. */
+		if (atomic_load_explicit(&rt->stop, memory_order_acquire) != COIL__RT_STOP) {
+			char buf[64];
+			while (read(rt->stop_pipe[0], buf, sizeof(buf)) > 0)
+				;
+		}
 	}
 }
 
@@ -1095,7 +1136,7 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	/* Every worker in a background thread, whether it was started,
 	 * stopped (coil_runtime_stop) or driven by block_on until now. */
 	park_threads(rt);
-	int rc = start_threads(rt, 0);
+	int rc = start_threads(rt, 0, COIL__RT_FINISH);
 	rt->block_on_active = true; /* keeps block_on and start out */
 	pthread_mutex_unlock(&rt->lock);
 	int64_t now = coil__clock_ns();
