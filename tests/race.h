@@ -157,4 +157,34 @@ static inline void race_drive(coil_fn body, void *arg)
 	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
 }
 
+/* ---- rounds on the driver's side ---- */
+
+/* One round of a test, on worker 0: i counts from 0, rng is the driver's
+ * random state (for jitter). */
+typedef void (*rounds_fn)(int i, uint64_t *rng);
+
+static rounds_fn race_round;
+static int race_nrounds;
+static uint64_t race_seed;
+
+static inline int race_rounds_main(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	uint64_t rng = race_seed;
+	for (int i = 0; i < race_nrounds; i++)
+		race_round(i, &rng);
+	return 0;
+}
+
+/* Runs fn(0 .. rounds - 1) in the driver task of a fresh runtime
+ * (race_drive), with random state from seed. */
+static inline void race_run_rounds(rounds_fn fn, int rounds, uint64_t seed)
+{
+	race_round = fn;
+	race_nrounds = rounds;
+	race_seed = seed;
+	race_drive(race_rounds_main, NULL);
+}
+
 #endif

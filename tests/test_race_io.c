@@ -33,25 +33,9 @@
 
 /* ---- the helper on worker 1 ---- */
 
-typedef void (*rounds_fn)(int i, uint64_t *rng);
-static rounds_fn the_round;
-static int the_rounds;
-
-static int driver_main(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	uint64_t rng = 12345;
-	for (int i = 0; i < the_rounds; i++)
-		the_round(i, &rng);
-	return 0;
-}
-
 static void run_rounds(rounds_fn fn, int rounds)
 {
-	the_round = fn;
-	the_rounds = rounds;
-	race_drive(driver_main, NULL);
+	race_run_rounds(fn, rounds, 12345);
 }
 
 /* ---- a server freed by another worker as soon as its close finished ---- */

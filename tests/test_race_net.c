@@ -35,25 +35,9 @@
 #include "test.h"
 #include "race.h"
 
-typedef void (*rounds_fn)(int i, uint64_t *rng);
-static rounds_fn the_round;
-static int the_rounds;
-
-static int driver_main(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	uint64_t rng = 424242;
-	for (int i = 0; i < the_rounds; i++)
-		the_round(i, &rng);
-	return 0;
-}
-
 static void run_rounds(rounds_fn fn, int rounds)
 {
-	the_round = fn;
-	the_rounds = rounds;
-	race_drive(driver_main, NULL);
+	race_run_rounds(fn, rounds, 424242);
 }
 
 /* Answers at once with 127.0.0.1 (the race is with the hand-back). */
@@ -658,7 +642,7 @@ static int emfile_main(void *arg, void **result)
 {
 	/* The acceptor reports its first failure here, on worker 0. */
 	coil_loop_set_exception_handler(coil_get_running_loop(), count_reports, NULL);
-	return driver_main(arg, result);
+	return race_rounds_main(arg, result);
 }
 
 TEST(acceptor_backing_off_from_emfile_as_another_worker_closes)
@@ -667,8 +651,9 @@ TEST(acceptor_backing_off_from_emfile_as_another_worker_closes)
 	 * set, and refuses the setrlimit. */
 	if (under_valgrind())
 		TEST_SKIP("no descriptor limit under Valgrind");
-	the_round = emfile_round;
-	the_rounds = TEST_TSAN ? 60 : 200;
+	race_round = emfile_round;
+	race_nrounds = TEST_TSAN ? 60 : 200;
+	race_seed = 424242;
 	race_drive(emfile_main, NULL);
 	ASSERT_GT(atomic_load(&em.reports), 0);
 }

@@ -42,25 +42,9 @@
 
 #define SEC COIL_NSEC_PER_SEC
 
-typedef void (*rounds_fn)(int i, uint64_t *rng);
-static rounds_fn the_round;
-static int the_rounds;
-
-static int driver_main(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	uint64_t rng = 4242;
-	for (int i = 0; i < the_rounds; i++)
-		the_round(i, &rng);
-	return 0;
-}
-
 static void run_rounds(rounds_fn fn, int rounds)
 {
-	the_round = fn;
-	the_rounds = rounds;
-	race_drive(driver_main, NULL);
+	race_run_rounds(fn, rounds, 4242);
 }
 
 static int64_t now_ns(void)
@@ -169,7 +153,7 @@ static void move_round(int i, uint64_t *rng)
 		at_once(job_add, job_send, rng);
 	wait_all_handled();
 	ASSERT_EQ(atomic_load(&sg.old_hits), 0);
-	if (i == the_rounds - 1)
+	if (i == race_nrounds - 1)
 		ASSERT_EQ(coil_remove_signal_handler(sg.sig), 1);
 }
 
