@@ -172,9 +172,18 @@ static void push_local(coil_loop_t *loop, coil__task_body_t *b)
 				break; /* thieves took the rest */
 			for (size_t i = 0; i < k; i++)
 				nodes[i] = &((coil__task_body_t *)x[i])->run.node;
-			coil__inject_push_nodes(&loop->rt->inject, nodes, k, NULL);
+			if (!coil__inject_push_nodes(&loop->rt->inject, nodes, k, NULL)) {
+				/* Closed (only once every worker has left, so
+				 * not today): back where they came from, where
+				 * there is room for them now. */
+				for (size_t i = 0; i < k; i++)
+					coil__deque_push(&loop->deque, x[i]);
+				break;
+			}
 		}
-		coil__deque_push(&loop->deque, b);
+		/* Still full if nothing could move: this worker runs it. */
+		if (!coil__deque_push(&loop->deque, b))
+			coil__loop_push_ready(loop, &b->run);
 		/* Work on the shared queue: the full protocol. */
 		work_pushed(loop->rt);
 		return;
