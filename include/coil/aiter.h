@@ -138,7 +138,10 @@ COIL_API int coil_aiter_next(coil_aiter_t *it, void **value);
 /*
  * Frees an iterator through its destroy function (not its sources). NULL is
  * allowed. An iterator destroyed while a step of it runs is freed when that
- * step returns, which then returns COIL_ECLOSED.
+ * step returns, which then returns COIL_ECLOSED. The destroy may come from
+ * another task, on another worker, while the step is suspended or ending:
+ * the iterator is then freed exactly once, by the step or by the destroy,
+ * and the step returns its value (destroyed after it) or COIL_ECLOSED.
  */
 COIL_API void coil_aiter_destroy(coil_aiter_t *it);
 

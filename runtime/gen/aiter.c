@@ -13,10 +13,15 @@
  *    to the end of that step, because the step's frames still use the
  *    iterator.
  * Nothing here suspends by itself: an iterator's next awaits, if it does,
- * in the calling task. All state belongs to the thread that drives the
- * iterator (its loop's); use across workers arrives with the multi-core
- * scheduler.
+ * in the calling task. The flags are read and changed with atomic
+ * compare-and-swap only: a destroy may come from a task on another worker
+ * while the step ends, and the step's clearing of AITER_RUNNING and the
+ * destroy's AITER_DOOMED must see each other: with plain read-modify-
+ * writes the doom could be lost (the iterator never freed), or the destroy
+ * could free the iterator between the step's clearing of the flag and its
+ * look for the doom.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -30,6 +35,49 @@ enum {
 	AITER_DOOMED = 1u << 2
 };
 
+/* Sets AITER_RUNNING unless the iterator is done or running: returns 0,
+ * COIL_EDONE or COIL_EINVALSTATE. */
+static int aiter_enter(coil_aiter_t *it)
+{
+	unsigned f = __atomic_load_n(&it->flags, __ATOMIC_ACQUIRE);
+	if (!coil__mt() && !(f & (AITER_DONE | AITER_RUNNING))) {
+		/* One thread touches it (core.h): no compare-and-swap. */
+		__atomic_store_n(&it->flags, f | AITER_RUNNING, __ATOMIC_RELAXED);
+		return 0;
+	}
+	for (;;) {
+		if (f & AITER_DONE)
+			return COIL_EDONE;
+		if (f & AITER_RUNNING)
+			return COIL_EINVALSTATE;
+		if (__atomic_compare_exchange_n(&it->flags, &f, f | AITER_RUNNING,
+						true, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return 0;
+	}
+}
+
+/* Ends a step in one atomic change (AITER_RUNNING off, AITER_DONE on if
+ * done): returns whether a destroy came meanwhile, which is then the
+ * caller's to run. Otherwise it must not touch it again, as a destroy from
+ * another worker may free it as soon as the change is made. */
+static bool aiter_leave(coil_aiter_t *it, bool done)
+{
+	unsigned f = __atomic_load_n(&it->flags, __ATOMIC_ACQUIRE);
+	if (!coil__mt()) {
+		__atomic_store_n(&it->flags, (f & ~AITER_RUNNING) | (done ? AITER_DONE : 0),
+				 __ATOMIC_RELAXED);
+		return f & AITER_DOOMED;
+	}
+	for (;;) {
+		unsigned to = (f & ~AITER_RUNNING) | (done ? AITER_DONE : 0);
+		if (__atomic_compare_exchange_n(&it->flags, &f, to, true,
+						__ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return f & AITER_DOOMED;
+	}
+}
+
 int coil_aiter_next(coil_aiter_t *it, void **value)
 {
 	void *v = NULL;
@@ -37,19 +85,11 @@ int coil_aiter_next(coil_aiter_t *it, void **value)
 
 	if (!it || !it->next) {
 		rc = -EINVAL;
-	} else if (it->flags & AITER_DONE) {
-		rc = COIL_EDONE;
-	} else if (it->flags & AITER_RUNNING) {
-		rc = COIL_EINVALSTATE;
-	} else {
-		it->flags |= AITER_RUNNING;
+	} else if ((rc = aiter_enter(it)) == 0) {
 		rc = it->next(it, &v);
-		it->flags &= ~AITER_RUNNING;
-		if (it->flags & AITER_DOOMED) {
+		if (aiter_leave(it, rc == COIL_EDONE)) {
 			it->destroy(it);
 			rc = COIL_ECLOSED;
-		} else if (rc == COIL_EDONE) {
-			it->flags |= AITER_DONE;
 		} else if (rc > 0) {
 			rc = 0;
 		}
@@ -63,9 +103,14 @@ void coil_aiter_destroy(coil_aiter_t *it)
 {
 	if (!it || !it->destroy)
 		return;
-	if (it->flags & AITER_RUNNING) {
-		it->flags |= AITER_DOOMED;
-		return;
+	unsigned f = __atomic_load_n(&it->flags, __ATOMIC_ACQUIRE);
+	while (f & AITER_RUNNING) {
+		/* The step frees it when it ends; if it ended first, the
+		 * exchange fails and the loop sees it over. */
+		if (__atomic_compare_exchange_n(&it->flags, &f, f | AITER_DOOMED,
+						true, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return;
 	}
 	it->destroy(it);
 }
