@@ -399,6 +399,14 @@ typedef struct coil__task_body {
 	bool shared_handle;       /* the handle may be released off the task's
 				   * loop (coil_runtime_spawn's, or a spawn
 				   * from another thread) */
+	/* Of pins, the task's own (coil_task_pin, the spawn's pinned): only
+	 * these may coil_task_unpin undo. The rest are the runtime's, held
+	 * while something of the worker's is armed for the task (a timer, a
+	 * timeout scope's handle, an acceptor, an I/O request); dropping one
+	 * would let the task run on another worker while that is armed.
+	 * Changed only by the running task on its own thread, as pins; kept
+	 * here, off the lines a wait touches (only the pin calls use it). */
+	uint16_t upins;
 	coil__tls_t *tls;         /* task-local storage, ntls entries */
 	coil__list_t all;         /* the loop's list of live tasks */
 	char *cancel_msg;
@@ -1331,7 +1339,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 static inline void coil__task_free_handle(coil_task_t *t)
 {
 	coil_loop_t *l = coil__running_loop;
-	if (l && !l->closed && coil__cache_max) {
+	if (l && !l->closed && coil__cache_max != 0) {
 		if (l->task_cache.n < l->task_cache.max || !l->rt) {
 			coil__objcache_put(&l->task_cache, t);
 			return;

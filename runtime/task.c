@@ -55,7 +55,7 @@ static __thread unsigned body_refill_skip;
 static coil__task_body_t *body_refill(coil_loop_t *loop)
 {
 	coil_runtime_t *rt = loop->rt;
-	if (!rt || !coil__cache_max || body_refill_skip) {
+	if (!rt || coil__cache_max == 0 || body_refill_skip) {
 		if (body_refill_skip)
 			body_refill_skip--;
 		return NULL;
@@ -253,7 +253,7 @@ static void body_recycle(coil_loop_t *loop, coil__task_body_t *b)
 		loop->nfree_bodies++;
 		return;
 	}
-	if (loop && !loop->closed && loop->rt && coil__cache_max) {
+	if (loop && !loop->closed && loop->rt && coil__cache_max != 0) {
 		/* The worker's own cache is full: tasks come from elsewhere.
 		 * Hand bodies back to the runtime's pool for outside
 		 * spawners. */
@@ -435,6 +435,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	atomic_init(&b->rstate, COIL__TS_QUEUED);
 	b->yielding = false;
 	b->pins = opts && opts->pinned ? 1 : 0;
+	b->upins = b->pins;
 	b->resume = &b->coro;
 	b->waiting = NULL;
 	b->tail = false;
@@ -930,16 +931,24 @@ int coil_task_pin(void)
 	coil_coro_t *c = coil__cur;
 	if (!c || !c->task)
 		return COIL_EINVALSTATE;
-	c->task->body->pins++;
+	coil__task_body_t *b = c->task->body;
+	/* The counts are 16 bits (the body's first lines are full): a wrap
+	 * would unpin the task. */
+	if (b->pins == UINT16_MAX || b->upins == UINT16_MAX)
+		return -EOVERFLOW;
+	b->pins++;
+	b->upins++;
 	return 0;
 }
 
 int coil_task_unpin(void)
 {
 	coil_coro_t *c = coil__cur;
-	if (!c || !c->task || !c->task->body->pins)
+	if (!c || !c->task || !c->task->body->upins)
 		return COIL_EINVALSTATE;
-	c->task->body->pins--;
+	coil__task_body_t *b = c->task->body;
+	b->pins--;
+	b->upins--;
 	return 0;
 }
 

@@ -148,13 +148,16 @@ COIL_API int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns);
 
 /*
  * Pins the calling task to the worker it runs on: it resumes only there
- * until as many coil_task_unpin() calls. Returns 0, or COIL_EINVALSTATE
- * outside a task. Task thread.
+ * until as many coil_task_unpin() calls. Returns 0, COIL_EINVALSTATE
+ * outside a task, or -EOVERFLOW past 65,535 pins held at once. Task
+ * thread.
  */
 COIL_API int coil_task_pin(void);
 
-/* Undoes one coil_task_pin(). Returns 0, or COIL_EINVALSTATE outside a task
- * or when the task is not pinned. */
+/* Undoes one coil_task_pin() (or the spawn's pinned). Returns 0, or
+ * COIL_EINVALSTATE outside a task or when the task holds no pin of its own:
+ * the pins coil takes itself while something of the worker's is armed for
+ * the task (a timeout scope, an acceptor, a timed wait) are not undone. */
 COIL_API int coil_task_unpin(void);
 
 /*

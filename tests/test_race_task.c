@@ -1,0 +1,361 @@
+/*
+ * tests/test_race_task.c: a task's own bookkeeping raced across the
+ * workers of a runtime: cancellation requests from two workers at once,
+ * uncancel from the task while another worker cancels it, pins held while
+ * another worker wakes the task, and task-local storage copied to children
+ * that run on either worker while their spawner changes its own.
+ *
+ * Each round is deterministic in what it asserts (tests/race.h): the
+ * victim task is pinned on the driver's worker, which does not yield while
+ * the two sides race, so the victim's state during the race is known.
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "coil/coil.h"
+#include "test.h"
+#include "race.h"
+
+#define ROUNDS (under_valgrind() ? 20 : TEST_TSAN ? 1500 : 4000)
+
+/* Waits, without yielding (the driver's worker runs nothing else
+ * meanwhile), for the helper's job. */
+static void helper_wait_busy(void)
+{
+	unsigned s = atomic_load(&helper.seq), spins = 0;
+	while (atomic_load_explicit(&helper.done, memory_order_acquire) != s)
+		spin_pause(&spins);
+}
+
+/* --- two workers cancel a suspended task at once -------------------------- */
+
+typedef struct victim {
+	coil_event_t *ev;
+	atomic_int suspended; /* set just before the first wait */
+	int rc1, rc2, rc3;    /* the first wait's, then two more awaits' */
+	int uncancelled;      /* what coil_task_uncancel returned */
+	bool uncancel;        /* uncancel once woken */
+	coil_task_t *self;
+} victim_t;
+
+static int victim_main(void *arg, void **result)
+{
+	(void)result;
+	victim_t *v = arg;
+	atomic_store(&v->suspended, 1);
+	v->rc1 = coil_event_wait(v->ev);
+	if (v->uncancel) {
+		/* Races the helper's cancellation (helper_go before the
+		 * driver let this task run). */
+		v->uncancelled = coil_task_uncancel(v->self);
+	}
+	v->rc2 = coil_sleep(0);
+	v->rc3 = coil_sleep(0);
+	return 0;
+}
+
+static coil_task_t *cancel_target;
+static atomic_bool helper_cancelled;
+
+static void cancel_job(void *arg)
+{
+	(void)arg;
+	atomic_store(&helper_cancelled, coil_task_cancel(cancel_target, "helper"));
+}
+
+/* Spawns a victim pinned on this worker and lets it run into its wait. */
+static coil_task_t *victim_start(victim_t *v, bool uncancel)
+{
+	ASSERT_EQ(coil_event_create(&v->ev), 0);
+	atomic_store(&v->suspended, 0);
+	v->rc1 = v->rc2 = v->rc3 = 1;
+	v->uncancelled = -1;
+	v->uncancel = uncancel;
+	coil_spawn_opts_t pinned = { .pinned = true };
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, victim_main, v, &pinned), 0);
+	v->self = t;
+	/* Pinned here: once it has set the flag and we run again, it is
+	 * suspended in its wait. */
+	while (!atomic_load(&v->suspended))
+		ASSERT_EQ(coil_sleep(0), 0);
+	return t;
+}
+
+static void victim_end(victim_t *v, coil_task_t *t)
+{
+	ASSERT_EQ(coil_event_set(v->ev), 0);
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 0);
+	ASSERT_EQ(coil_event_destroy(v->ev), 0);
+}
+
+/*
+ * The victim waits on an event; the driver (its worker) and the helper
+ * (the other worker) cancel it at once. Whoever comes first wakes it, the
+ * other finds it woken by a cancellation: as asyncio, one -ECANCELED for
+ * the wake-up, and both requests counted.
+ */
+static void double_cancel_round(int i, uint64_t *rng)
+{
+	(void)i;
+	victim_t v;
+	coil_task_t *t = victim_start(&v, false);
+	cancel_target = t;
+	helper_go(cancel_job, NULL);
+	jitter(rng);
+	ASSERT(coil_task_cancel(t, "driver"));
+	helper_wait_busy();
+	ASSERT(atomic_load(&helper_cancelled));
+	ASSERT_EQ(coil_task_cancelling(t), 2);
+	victim_end(&v, t);
+	ASSERT_EQ(v.rc1, -ECANCELED);
+	ASSERT_EQ(v.rc2, 0);
+	ASSERT_EQ(v.rc3, 0);
+	ASSERT_EQ(coil_task_cancelling(t), 2);
+	coil_task_detach(t);
+}
+
+TEST(cancel_from_two_workers_at_once)
+{
+	race_run_rounds(double_cancel_round, ROUNDS, 11);
+}
+
+/*
+ * The driver cancels the victim; the victim, woken, uncancels itself
+ * while the helper cancels it again. Whatever the order, the count ends at
+ * 1 (0 if the helper came after the victim's end), the uncancel saw 0 or
+ * 1 left, and the helper's request is delivered once at most.
+ */
+static void uncancel_round(int i, uint64_t *rng)
+{
+	(void)i;
+	(void)rng;
+	victim_t v;
+	coil_task_t *t = victim_start(&v, true);
+	cancel_target = t;
+	ASSERT(coil_task_cancel(t, "driver"));
+	helper_go(cancel_job, NULL);
+	/* Let the victim run its uncancel while the helper cancels. */
+	victim_end(&v, t);
+	helper_wait();
+	ASSERT(atomic_load(&helper_cancelled) || coil_future_done(coil_task_future(t)));
+	ASSERT_EQ(v.rc1, -ECANCELED);
+	ASSERT(v.uncancelled == 0 || v.uncancelled == 1);
+	/* The helper's request lands before the victim ran (merged into
+	 * the first wake-up), or is delivered by one of the two awaits. */
+	ASSERT(v.rc2 == 0 || v.rc2 == -ECANCELED);
+	ASSERT(v.rc3 == 0 || v.rc3 == -ECANCELED);
+	ASSERT(v.rc2 == 0 || v.rc3 == 0);
+	if (!atomic_load(&helper_cancelled))
+		ASSERT(v.rc2 == 0 && v.rc3 == 0);
+	if (atomic_load(&helper_cancelled))
+		ASSERT_EQ(coil_task_cancelling(t), 1);
+	else
+		ASSERT_EQ(coil_task_cancelling(t), 0);
+	coil_task_detach(t);
+}
+
+TEST(uncancel_racing_a_cancel_from_another_worker)
+{
+	race_run_rounds(uncancel_round, ROUNDS, 12);
+}
+
+/* --- pins held while another worker wakes the task ------------------------ */
+
+typedef struct pinner {
+	coil_future_t *f1, *f2;
+	atomic_int ready;
+	int w0, w1, w2;
+} pinner_t;
+
+static int pinner_main(void *arg, void **result)
+{
+	(void)result;
+	pinner_t *p = arg;
+	ASSERT_EQ(coil_task_pin(), 0);
+	ASSERT_EQ(coil_task_pin(), 0);
+	p->w0 = coil_current_worker();
+	atomic_store(&p->ready, 1);
+	ASSERT_EQ(coil_await(p->f1, NULL), 0);
+	p->w1 = coil_current_worker();
+	/* Still pinned once: a wake from the other worker keeps it here. */
+	ASSERT_EQ(coil_task_unpin(), 0);
+	atomic_store(&p->ready, 2);
+	ASSERT_EQ(coil_await(p->f2, NULL), 0);
+	p->w2 = coil_current_worker();
+	ASSERT_EQ(coil_task_unpin(), 0);
+	ASSERT_EQ(coil_task_unpin(), COIL_EINVALSTATE);
+	return 0;
+}
+
+static coil_future_t *resolve_target;
+
+static void resolve_job(void *arg)
+{
+	(void)arg;
+	ASSERT_EQ(coil_future_set_result(resolve_target, NULL, NULL), 0);
+}
+
+/*
+ * An unpinned task pins itself twice wherever it first runs and awaits
+ * futures the helper resolves on worker 1: it resumes on the worker it
+ * pinned itself to each time, until the last unpin.
+ */
+static void pin_round(int i, uint64_t *rng)
+{
+	(void)i;
+	(void)rng;
+	pinner_t p;
+	ASSERT_EQ(coil_future_create(&p.f1, NULL), 0);
+	ASSERT_EQ(coil_future_create(&p.f2, NULL), 0);
+	atomic_store(&p.ready, 0);
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, pinner_main, &p, NULL), 0);
+	while (atomic_load(&p.ready) < 1)
+		ASSERT_EQ(coil_sleep(0), 0);
+	resolve_target = p.f1;
+	helper_go(resolve_job, NULL);
+	helper_wait();
+	while (atomic_load(&p.ready) < 2)
+		ASSERT_EQ(coil_sleep(0), 0);
+	resolve_target = p.f2;
+	helper_go(resolve_job, NULL);
+	helper_wait();
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 0);
+	coil_task_detach(t);
+	ASSERT_EQ(p.w1, p.w0);
+	ASSERT_EQ(p.w2, p.w0);
+	coil_future_release(p.f1);
+	coil_future_release(p.f2);
+}
+
+TEST(pinned_task_woken_from_another_worker)
+{
+	race_run_rounds(pin_round, under_valgrind() ? 10 : TEST_TSAN ? 200 : 1000, 13);
+}
+
+/* --- the runtime's own pins are not the task's to undo -------------------- */
+
+/*
+ * An unpinned task enters a timeout scope, which pins it to its worker
+ * (the scope's expiry callback is that worker's), then calls
+ * coil_task_unpin without a coil_task_pin of its own: the call must fail
+ * and leave the scope's pin, else the task moves to the other worker at
+ * its next wake-up (the helper's, from worker 1) and leaves the scope
+ * there, cancelling worker 0's handle from worker 1's thread.
+ */
+typedef struct scoped {
+	coil_future_t *f;
+	atomic_int ready;
+	int w0, w1, unpin;
+} scoped_t;
+
+static int scoped_main(void *arg, void **result)
+{
+	(void)result;
+	scoped_t *p = arg;
+	coil_timeout_t to;
+	ASSERT_EQ(coil_timeout_enter(&to, COIL_FOREVER), 0);
+	ASSERT_EQ(coil_timeout_reschedule(&to, 3600 * COIL_NSEC_PER_SEC), 0);
+	p->w0 = coil_current_worker();
+	p->unpin = coil_task_unpin();
+	atomic_store(&p->ready, 1);
+	ASSERT_EQ(coil_await(p->f, NULL), 0);
+	p->w1 = coil_current_worker();
+	ASSERT_EQ(coil_timeout_exit(&to), 0);
+	/* Its own pins still nest as before, on top of none. */
+	ASSERT_EQ(coil_task_pin(), 0);
+	ASSERT_EQ(coil_task_unpin(), 0);
+	ASSERT_EQ(coil_task_unpin(), COIL_EINVALSTATE);
+	return 0;
+}
+
+static void scope_round(int i, uint64_t *rng)
+{
+	(void)i;
+	(void)rng;
+	scoped_t p;
+	ASSERT_EQ(coil_future_create(&p.f, NULL), 0);
+	atomic_store(&p.ready, 0);
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, scoped_main, &p, NULL), 0);
+	while (!atomic_load(&p.ready))
+		ASSERT_EQ(coil_sleep(0), 0);
+	resolve_target = p.f;
+	helper_go(resolve_job, NULL);
+	helper_wait();
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 0);
+	coil_task_detach(t);
+	ASSERT_EQ(p.unpin, COIL_EINVALSTATE);
+	ASSERT_EQ(p.w1, p.w0);
+	coil_future_release(p.f);
+}
+
+TEST(unpin_leaves_a_timeout_scopes_pin)
+{
+	race_run_rounds(scope_round, under_valgrind() ? 10 : TEST_TSAN ? 200 : 1000, 15);
+}
+
+/* --- task-local storage copied to children on either worker --------------- */
+
+static char tls_key, tls_key2;
+
+static int tls_child(void *arg, void **result)
+{
+	(void)result;
+	intptr_t want = (intptr_t)arg;
+	ASSERT_EQ((intptr_t)coil_task_local_get(&tls_key), want);
+	ASSERT(coil_task_local_get(&tls_key2) == NULL ||
+	       (intptr_t)coil_task_local_get(&tls_key2) == want);
+	/* Its own value survives its moves between workers. */
+	ASSERT_EQ(coil_task_local_set(&tls_key2, (void *)(want + 1)), 0);
+	for (int k = 0; k < 4; k++) {
+		ASSERT_EQ(coil_sleep(0), 0);
+		ASSERT_EQ((intptr_t)coil_task_local_get(&tls_key), want);
+		ASSERT_EQ((intptr_t)coil_task_local_get(&tls_key2), want + 1);
+	}
+	return 0;
+}
+
+/* On worker 1: spawns a child there with its own values. */
+static void tls_job(void *arg)
+{
+	intptr_t v = (intptr_t)arg;
+	ASSERT_EQ(coil_task_local_set(&tls_key, (void *)v), 0);
+	ASSERT_EQ(coil_spawn(NULL, tls_child, (void *)v, NULL), 0);
+	ASSERT_EQ(coil_task_local_set(&tls_key, NULL), 0);
+}
+
+/*
+ * Both workers spawn unpinned children at once, each after setting its
+ * own value and changing it (or removing it) right after: each child sees
+ * its spawner's values as they were at the spawn, wherever it runs.
+ */
+static void tls_round(int i, uint64_t *rng)
+{
+	intptr_t mine = 2 * i + 2;
+	helper_go(tls_job, (void *)(intptr_t)(mine + 1000000));
+	jitter(rng);
+	ASSERT_EQ(coil_task_local_set(&tls_key, (void *)mine), 0);
+	ASSERT_EQ(coil_task_local_set(&tls_key2, i % 2 ? (void *)mine : NULL), 0);
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, tls_child, (void *)mine, NULL), 0);
+	ASSERT_EQ(coil_task_local_set(&tls_key, (void *)(mine + 7)), 0);
+	ASSERT_EQ(coil_task_local_set(&tls_key2, NULL), 0);
+	helper_wait();
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), 0);
+	coil_task_detach(t);
+	ASSERT_EQ((intptr_t)coil_task_local_get(&tls_key), mine + 7);
+}
+
+TEST(task_locals_copied_at_spawn_on_both_workers)
+{
+	race_run_rounds(tls_round, ROUNDS, 14);
+}
+
+TEST_LIST(
+	TEST_ENTRY(cancel_from_two_workers_at_once),
+	TEST_ENTRY(uncancel_racing_a_cancel_from_another_worker),
+	TEST_ENTRY(pinned_task_woken_from_another_worker),
+	TEST_ENTRY(unpin_leaves_a_timeout_scopes_pin),
+	TEST_ENTRY(task_locals_copied_at_spawn_on_both_workers))
