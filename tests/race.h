@@ -157,6 +157,28 @@ static inline void race_drive(coil_fn body, void *arg)
 	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
 }
 
+/* ---- a future the helper cancels ---- */
+
+/* A future the driver awaits while the helper cancels it (race_cancel_job),
+ * and how often its done-callback (race_counted_done) ran. */
+typedef struct race_fut {
+	coil_future_t *f;
+	atomic_int callbacks;
+} race_fut_t;
+
+static inline void race_counted_done(coil_future_t *f, void *arg)
+{
+	race_fut_t *s = arg;
+	ASSERT(coil_future_done(f));
+	atomic_fetch_add(&s->callbacks, 1);
+}
+
+static inline void race_cancel_job(void *arg)
+{
+	race_fut_t *s = arg;
+	coil_future_cancel(s->f, NULL);
+}
+
 /* ---- rounds on the driver's side ---- */
 
 /* One round of a test, on worker 0: i counts from 0, rng is the driver's

@@ -168,24 +168,6 @@ TEST(run_in_executor_cancelled_as_its_job_completes)
 
 /* --- a submitted future cancelled from another worker as its job ends --- */
 
-typedef struct sub {
-	coil_future_t *f;
-	atomic_int callbacks;
-} sub_t;
-
-static void sub_done(coil_future_t *f, void *arg)
-{
-	sub_t *s = arg;
-	ASSERT(coil_future_done(f));
-	atomic_fetch_add(&s->callbacks, 1);
-}
-
-static void job_cancel_future(void *arg)
-{
-	sub_t *s = arg;
-	coil_future_cancel(s->f, NULL);
-}
-
 /*
  * The driver submits a job with coil_executor_submit (its future belongs
  * to worker 0's loop) and awaits it; the helper on worker 1 cancels the
@@ -201,11 +183,11 @@ static int sub_body(void *arg, void **result)
 	uint64_t rng = 5;
 	int n = rounds(800);
 	for (int i = 0; i < n; i++) {
-		sub_t s = { 0 };
+		race_fut_t s = { 0 };
 		atomic_init(&s.callbacks, 0);
 		ASSERT_EQ(coil_executor_submit(&s.f, ex, job_make, NULL, result_dtor), 0);
-		ASSERT_EQ(coil_future_add_done_callback(s.f, sub_done, &s), 0);
-		helper_go(job_cancel_future, &s);
+		ASSERT_EQ(coil_future_add_done_callback(s.f, race_counted_done, &s), 0);
+		helper_go(race_cancel_job, &s);
 		jitter(&rng);
 		void *res = NULL;
 		int rc = coil_await(s.f, &res);

@@ -239,24 +239,6 @@ TEST(pool_run_cancelled_from_another_worker_as_its_result_comes)
 
 /* --- a submitted future cancelled from another worker ------------------- */
 
-typedef struct psub {
-	coil_future_t *f;
-	atomic_int callbacks;
-} psub_t;
-
-static void psub_done(coil_future_t *f, void *arg)
-{
-	psub_t *s = arg;
-	ASSERT(coil_future_done(f));
-	atomic_fetch_add(&s->callbacks, 1);
-}
-
-static void job_cancel_future(void *arg)
-{
-	psub_t *s = arg;
-	coil_future_cancel(s->f, NULL);
-}
-
 /*
  * The driver submits a job (its future belongs to worker 0's loop) and
  * awaits it while the helper on worker 1 cancels the future, before the
@@ -272,12 +254,12 @@ static int psub_body(void *arg, void **result)
 	uint64_t rng = 23;
 	int n = rounds(400);
 	for (int i = 0; i < n; i++) {
-		psub_t s = { 0 };
+		race_fut_t s = { 0 };
 		atomic_init(&s.callbacks, 0);
 		uint32_t in = (uint32_t)i;
 		ASSERT_EQ(coil_process_pool_submit(&s.f, pool, "echo", &in, sizeof(in)), 0);
-		ASSERT_EQ(coil_future_add_done_callback(s.f, psub_done, &s), 0);
-		helper_go(job_cancel_future, &s);
+		ASSERT_EQ(coil_future_add_done_callback(s.f, race_counted_done, &s), 0);
+		helper_go(race_cancel_job, &s);
 		jitter(&rng);
 		void *res = NULL;
 		int rc = coil_await(s.f, &res);
