@@ -643,7 +643,14 @@ io_await(io_req_t *q, unsigned kind, int64_t timeout_ns)
 	q->w.what = d->name;
 	io_queue(q, d, t, r, false, timeout_ns);
 	int64_t traced = COIL__TRACE_IO_BEGIN();
-	int why = coil__task_suspend(&q->w);
+	/* On a loop alone (a standalone loop, a one-worker runtime) the
+	 * one-thread wait, inlined: no call frames between this one and the
+	 * switch, whose returns the resumed task would take with the return
+	 * predictor primed by another task (a misprediction each) and whose
+	 * stack lines are cold again by then (W8). */
+	int why = !coil__mt() || loop->alone
+			  ? coil__task_suspend_in(&q->w, t->body, coil__cur, false)
+			  : coil__task_suspend_mt(&q->w);
 	io_end_t e = { 0, false, false };
 	if (__builtin_expect(why != REQ_DONE, 0)) {
 		/* Cancelled or closed while in flight. */
