@@ -360,6 +360,11 @@ struct coil_future {
 	coil__list_t cbs;         /* done-callbacks and waiters, in order */
 };
 
+/* coil__task_body_t.cancel: bit 0 PENDING, bits 1-7 the number of
+ * lookers holding the task (coil__task_hold): one under the task's clock
+ * and the shutdown of the task's loop (coil__task_cancel_all) at most. */
+enum { COIL__CANCEL_PENDING = 1, COIL__CANCEL_HELD = 2, COIL__CANCEL_HELD_MASK = 0xfe };
+
 /* Where a task is (coil__task_body_t.rstate). */
 enum {
 	COIL__TS_QUEUED = 0,      /* in a run queue, or spawned not yet run */
@@ -383,17 +388,25 @@ typedef struct coil__task_body {
 	_Atomic uint8_t rstate;   /* COIL__TS_* */
 	bool yielding;            /* switched out by coil_sleep(0) */
 	uint16_t pins;            /* > 0: never leaves `worker` */
-	/* Deliver -ECANCELED at the next await. Written under the task's
-	 * clock; read without it on the await fast path (a set that the
-	 * read misses is seen by coil__task_suspend, under the lock). */
-	_Atomic bool must_cancel;
-	bool cancel_woken;        /* woken with -ECANCELED, not yet run: a
-				   * second cancel is the same delivery */
+	/* COIL__CANCEL_*: PENDING, deliver -ECANCELED at the next await;
+	 * HELD (a count), cancellers (or a listing) on other threads may be
+	 * looking at `waiting` (see coil__task_suspend_mt). Changed under the
+	 * task's clock (by read-modify-writes: they change apart), read
+	 * without it on the await fast path, where any bit set sends the
+	 * task to the locked path. */
+	_Atomic uint8_t cancel;
+	/* Woken with -ECANCELED, not yet run: a second cancel is the same
+	 * delivery. Set by a canceller under the clock, cleared by the task
+	 * when it runs again (without the lock: a canceller that still reads
+	 * it set came before the task ran). */
+	_Atomic bool cancel_woken;
 	bool started;
 	bool tail;                /* in a tail wait: its resumer ends the wait
 				   * (coil__task_wait_tail) */
 	coil_coro_t *resume;      /* innermost coroutine to resume */
-	coil__waiter_t *waiting;  /* what it is suspended on, or NULL */
+	/* What it is suspended on, or NULL. Written only by the task itself
+	 * (release: whoever loads it with acquire sees the waiter filled). */
+	_Atomic(coil__waiter_t *) waiting;
 	coil_coro_t coro;         /* the task's own coroutine */
 	uint32_t ntls;
 	bool shared_handle;       /* the handle may be released off the task's
@@ -422,8 +435,9 @@ struct coil_task {
 	 * workers take to copy it (a rename frees the old name). */
 	char *name;
 	_Atomic int32_t cancel_requests;
-	/* The cancellation lock (coil__mt()): body, and the body's waiting,
-	 * must_cancel, cancel_msg and cancel_woken; changes of name. Taken
+	/* The cancellation lock (coil__mt()): body, and the body's cancel
+	 * and cancel_msg, and cancellers' looks at its waiting (see
+	 * coil__task_suspend_mt); changes of name. Taken
 	 * before a waiter's source lock, never after; distinct from fut.lock
 	 * so that tasks awaiting each other cannot deadlock their
 	 * cancellers. */
@@ -721,9 +735,9 @@ coil__task_step_begin(coil_loop_t *loop, coil__task_body_t *b, intptr_t *arg)
 	*arg = 0;
 	if (b->tail) {
 		b->tail = false;
-		b->cancel_woken = false;
-		*arg = b->waiting->result;
-		b->waiting = NULL;
+		atomic_store_explicit(&b->cancel_woken, false, memory_order_relaxed);
+		*arg = atomic_load_explicit(&b->waiting, memory_order_relaxed)->result;
+		atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
 	}
 	return c;
 }
@@ -1017,7 +1031,7 @@ static inline int coil__suspend_check(coil_task_t **out)
 	/* The common case (a task, not closing, no cancellation pending)
 	 * without a call or a lock; everything else takes the slow path. */
 	if (__builtin_expect(c && (t = c->task) && !c->closing &&
-			     !atomic_load_explicit(&t->body->must_cancel,
+			     !atomic_load_explicit(&t->body->cancel,
 						   memory_order_relaxed), 1)) {
 		*out = t;
 		return 0;
@@ -1067,6 +1081,22 @@ static inline bool coil__waiter_claim(coil__waiter_t *w)
 /* Suspends the current task on w until coil__waiter_wake. Returns w's
  * result. The caller has registered w with its source. */
 int coil__task_suspend_mt(coil__waiter_t *w);
+/*
+ * Looks at another thread's task (coil__task_suspend_mt): whether
+ * cancellers fence with membarrier (set once, before the first
+ * multi-worker runtime starts: coil__cancel_fence_setup); under t's clock,
+ * coil__task_hold sets `bits` (COIL__CANCEL_PENDING or 0) in b->cancel and,
+ * where the task may be running on another thread, HELD too, with a
+ * process-wide barrier after it; from then on the waiter read from
+ * b->waiting stays valid until coil__task_unhold(b, returned value).
+ */
+extern bool coil__cancel_fence_ok;
+void coil__cancel_fence_setup(void);
+bool coil__task_hold(coil_task_t *t, coil__task_body_t *b, uint8_t bits);
+/* coil_task_cancel(tasks[i], NULL) for each, with one barrier for all
+ * (the tasks' owners keep them alive meanwhile). */
+void coil__task_cancel_all(coil_task_t **tasks, size_t n);
+void coil__task_unhold(coil__task_body_t *b, bool held);
 /* A cancellation pending at suspension: withdraws w and returns
  * -ECANCELED if nobody claimed it yet, else 0 (it is woken normally). */
 int coil__task_suspend_cancelled(coil__waiter_t *w);
@@ -1082,14 +1112,14 @@ static inline __attribute__((always_inline)) int
 coil__task_wait_begin(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 {
 	b->resume = c;
-	if (__builtin_expect(atomic_load_explicit(&b->must_cancel, memory_order_relaxed), 0)) {
+	if (__builtin_expect(atomic_load_explicit(&b->cancel, memory_order_relaxed), 0)) {
 		int rc = coil__task_suspend_cancelled(w);
 		if (rc)
 			return rc;
 	}
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
-	b->waiting = w;
+	atomic_store_explicit(&b->waiting, w, memory_order_relaxed);
 	return 0;
 }
 
@@ -1105,8 +1135,8 @@ coil__task_suspend_in(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c, b
 		return rc;
 	/* The running task's worker is the running loop. */
 	coil__task_switch_out(b->worker, c, b, false);
-	b->waiting = NULL;
-	b->cancel_woken = false;
+	atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
+	atomic_store_explicit(&b->cancel_woken, false, memory_order_relaxed);
 	return w->result;
 }
 
@@ -1170,7 +1200,7 @@ coil__task_wait_tail(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 }
 
 /* As coil__task_wait_tail, for a caller that has just seen no cancellation
- * pending (b->must_cancel) on this thread, with nothing run since: on one
+ * pending (b->cancel) on this thread, with nothing run since: on one
  * thread nothing else could have set it. */
 static inline __attribute__((always_inline)) int
 coil__task_wait_tail_checked(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
@@ -1178,7 +1208,7 @@ coil__task_wait_tail_checked(coil__waiter_t *w, coil__task_body_t *b, coil_coro_
 	b->resume = c;
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
-	b->waiting = w;
+	atomic_store_explicit(&b->waiting, w, memory_order_relaxed);
 	return coil__task_wait_switch(b, c);
 }
 

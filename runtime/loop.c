@@ -942,11 +942,11 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 		all[n++] = coil_future_task(coil_future_ref(&b->task->fut));
 	}
 	coil__unlock(&loop->tasks_lock);
+	if (round < 4)
+		coil__task_cancel_all(all, n);
 	for (size_t i = 0; i < n; i++) {
 		coil_task_t *t = all[i];
-		if (round < 4)
-			coil_task_cancel(t, NULL);
-		else
+		if (round >= 4)
 			coil__task_force_close(t);
 		coil_future_release(&t->fut);
 	}

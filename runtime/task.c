@@ -10,12 +10,17 @@
  *
  * Cancellation: cancelling a suspended task unlinks its waiter through the
  * waiter's cancel hook and wakes it with -ECANCELED; cancelling a task that
- * is queued or running sets must_cancel, delivered by its next await; a task
+ * is queued or running marks it pending, delivered by its next await; a task
  * cancelled before its first step ends cancelled without running.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "core.h"
@@ -437,10 +442,10 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->pins = opts && opts->pinned ? 1 : 0;
 	b->upins = b->pins;
 	b->resume = &b->coro;
-	b->waiting = NULL;
+	atomic_init(&b->waiting, NULL);
 	b->tail = false;
-	atomic_init(&b->must_cancel, false);
-	b->cancel_woken = false;
+	atomic_init(&b->cancel, 0);
+	atomic_init(&b->cancel_woken, false);
 	b->started = false;
 	b->shared_handle = shared || me != loop;
 	b->created = loop->debug ? coil__clock_ns() : 0;
@@ -611,7 +616,7 @@ bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 	coil_task_t *t = b->task;
 	/* No lock: a cancellation that lands after this look is delivered
 	 * at the task's first await. */
-	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed)) {
+	if (atomic_load_explicit(&b->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) {
 		if (loop->debug)
 			coil__debug_task_never_ran(t);
 		task_finish(loop, t, -ECANCELED);
@@ -649,12 +654,34 @@ int coil__suspend_check_slow(void)
 		return COIL_ECLOSED;
 	coil__task_body_t *b = t->body;
 	coil__lock(&t->clock);
-	bool cancel = atomic_load_explicit(&b->must_cancel, memory_order_relaxed);
-	atomic_store_explicit(&b->must_cancel, false, memory_order_relaxed);
+	bool cancel = atomic_fetch_and_explicit(&b->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+						memory_order_relaxed) &
+		      COIL__CANCEL_PENDING;
 	coil__unlock(&t->clock);
 	return cancel ? -ECANCELED : 0;
 }
 
+/*
+ * The wait of a task that other workers may run, wake and cancel.
+ *
+ * A canceller on another thread (coil_task_cancel, a force-close, a
+ * listing) reads b->waiting under the task's clock and may claim that
+ * waiter, so the waiter must stay valid while it looks, and a cancellation
+ * that finds no waiter must be seen by the task before it sleeps. Taking
+ * the clock around publishing and withdrawing `waiting` gave both, at two
+ * locked instructions per wait. Instead, where the kernel has membarrier
+ * (coil__cancel_fence_ok), the order is made by the rare side: the task
+ * stores `waiting` and then reads b->cancel with plain instructions; a
+ * looker under the clock sets HELD (and PENDING, for a cancellation) in
+ * b->cancel, makes every thread of the process execute a full barrier
+ * (coil__task_hold) and only then reads `waiting`. Either the task's store
+ * came before that barrier and the looker sees the waiter, or the task's
+ * read comes after it and sees the bit, and takes the clock: before it
+ * sleeps (the old, locked check of a pending cancellation) or before it
+ * returns from the wait (the waiter lives until the looker, which may
+ * still hold it, lets go of the clock). Without membarrier every wait
+ * takes the clock, as before.
+ */
 int coil__task_suspend_mt(coil__waiter_t *w)
 {
 	coil_coro_t *c = coil__cur;
@@ -673,29 +700,110 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	/* Set before the waiter is published: whoever claims it may look at
 	 * the task's coroutines (a force-close at shutdown). */
 	b->resume = c;
-	coil__spin_lock(&t->clock);
-	if (atomic_load_explicit(&b->must_cancel, memory_order_relaxed) &&
-	    coil__waiter_claim(w)) {
-		/* Cancelled by another thread since coil__suspend_check: nobody
-		 * can wake w now, so withdraw it and deliver the cancellation. */
-		atomic_store_explicit(&b->must_cancel, false, memory_order_relaxed);
-		coil__spin_unlock(&t->clock);
-		w->cancel(w);
-		return -ECANCELED;
-	}
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
-	/* Published under the lock: a canceller reads it under the lock and
-	 * w stays valid until we clear it below. */
-	b->waiting = w;
-	coil__spin_unlock(&t->clock);
+	atomic_store_explicit(&b->waiting, w, memory_order_release);
+	bool fenced = coil__cancel_fence_ok;
+	/* Only the compiler's order: the hardware's comes from the looker's
+	 * membarrier (above). */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (!fenced || __builtin_expect(atomic_load_explicit(&b->cancel, memory_order_relaxed), 0)) {
+		coil__spin_lock(&t->clock);
+		if ((atomic_load_explicit(&b->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
+		    coil__waiter_claim(w)) {
+			/* Cancelled by another thread since coil__suspend_check:
+			 * nobody can wake w now, so withdraw it and deliver the
+			 * cancellation. */
+			atomic_fetch_and_explicit(&b->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+						  memory_order_relaxed);
+			atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
+			c->state = COIL_CORO_RUNNING;
+			c->awaiting = false;
+			coil__spin_unlock(&t->clock);
+			w->cancel(w);
+			return -ECANCELED;
+		}
+		coil__spin_unlock(&t->clock);
+	}
 	coil__task_switch_out(loop, c, b, true);
 	/* Running again, on this worker or another. */
-	coil__spin_lock(&t->clock);
-	b->waiting = NULL;
-	b->cancel_woken = false;
-	coil__spin_unlock(&t->clock);
+	atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
+	atomic_store_explicit(&b->cancel_woken, false, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	/* Acquire: a looker that let go (clearing HELD) is done with w. */
+	if (!fenced || __builtin_expect(atomic_load_explicit(&b->cancel, memory_order_acquire), 0)) {
+		/* A looker may still hold w: it lives until the looker is
+		 * done. */
+		coil__spin_lock(&t->clock);
+		coil__spin_unlock(&t->clock);
+	}
 	return w->result;
+}
+
+bool coil__cancel_fence_ok;
+
+static void cancel_fence_init(void)
+{
+	coil__cancel_fence_ok =
+		syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void coil__cancel_fence_setup(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, cancel_fence_init);
+}
+
+/* The first half of coil__task_hold: sets the bits; returns whether the
+ * barrier must follow (then HELD is among them). */
+static bool task_mark(coil_task_t *t, coil__task_body_t *b, uint8_t bits)
+{
+	/* Not for a task of a loop alone (its cancellers run on its thread)
+	 * nor for the caller's own task (it runs here, not waiting). */
+	coil_coro_t *c = coil__cur;
+	bool fence = coil__cancel_fence_ok && coil__mt() && !t->fut.loop->alone &&
+		     !(c && c->task == t);
+	if (bits)
+		atomic_fetch_or_explicit(&b->cancel, bits, memory_order_relaxed);
+	if (fence) {
+		uint8_t was = atomic_fetch_add_explicit(&b->cancel, COIL__CANCEL_HELD,
+							memory_order_relaxed);
+		/* Two holders at most (core.h): more is a bug, not load. */
+		if ((was & COIL__CANCEL_HELD_MASK) == COIL__CANCEL_HELD_MASK) {
+			fprintf(stderr, "coil: too many holders of task %llu\n",
+				(unsigned long long)t->id);
+			abort();
+		}
+	}
+	return fence;
+}
+
+/* Every thread of the process executes a full barrier before this
+ * returns. */
+static void cancel_fence(void)
+{
+	/* Registered (cancel_fence_init): it cannot fail short of a seccomp
+	 * filter that lets registration through and not this, for which
+	 * there is no answer but to stop. */
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+		fprintf(stderr, "coil: membarrier failed after it was registered: %s\n",
+			strerror(errno));
+		abort();
+	}
+}
+
+bool coil__task_hold(coil_task_t *t, coil__task_body_t *b, uint8_t bits)
+{
+	bool held = task_mark(t, b, bits);
+	if (held)
+		cancel_fence();
+	return held;
+}
+
+void coil__task_unhold(coil__task_body_t *b, bool held)
+{
+	if (held)
+		atomic_fetch_sub_explicit(&b->cancel, COIL__CANCEL_HELD, memory_order_release);
 }
 
 int coil__wait_in_list_mt(coil__list_t *list, coil__spin_t *lock, coil_task_t *t,
@@ -713,7 +821,8 @@ int coil__task_suspend_cancelled(coil__waiter_t *w)
 {
 	if (!coil__waiter_claim(w))
 		return 0;
-	atomic_store_explicit(&w->task->body->must_cancel, false, memory_order_relaxed);
+	atomic_fetch_and_explicit(&w->task->body->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+				  memory_order_relaxed);
 	w->cancel(w);
 	return -ECANCELED;
 }
@@ -743,35 +852,104 @@ void coil__waiter_wake_mt(coil__waiter_t *w)
 	}
 }
 
-bool coil_task_cancel(coil_task_t *t, const char *msg)
+/*
+ * A cancellation in two halves, so that many can share one barrier
+ * (coil__task_cancel_all). The first, under t's clock: counts the request
+ * and marks the task (NULL if it is done); as asyncio, a task already
+ * woken by a cancellation gets one CancelledError however often it is
+ * cancelled before it runs, while cancelling() counts every request.
+ * Pending is set before the look at its wait (coil__task_suspend_mt): a
+ * task that publishes a wait the look misses finds it.
+ */
+static coil__task_body_t *cancel_mark(coil_task_t *t, const char *msg, bool *held)
 {
-	coil__lock(&t->clock);
 	coil__task_body_t *b = t->body;
-	if (!b) {
-		coil__unlock(&t->clock);
-		return false;
-	}
+	if (!b)
+		return NULL;
 	atomic_fetch_add_explicit(&t->cancel_requests, 1, memory_order_relaxed);
 	if (msg) {
 		coil__strfree(b->cancel_msg);
 		b->cancel_msg = coil__strdup(msg);
 	}
-	coil__waiter_t *w = b->waiting;
+	bool woken = atomic_load_explicit(&b->cancel_woken, memory_order_relaxed);
+	*held = task_mark(t, b, woken ? 0 : COIL__CANCEL_PENDING);
+	return b;
+}
+
+/* The second half, under t's clock, which it lets go of, after the barrier
+ * where `held`: wakes the task if it waits (that delivers the request),
+ * else leaves the request pending for its next await. */
+static void cancel_look(coil_task_t *t, coil__task_body_t *b, bool held)
+{
+	coil__waiter_t *w = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	if (w && coil__waiter_claim(w)) {
-		b->cancel_woken = true;
+		/* This wake delivers it: nothing stays pending. */
+		atomic_fetch_and_explicit(&b->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+					  memory_order_relaxed);
+		atomic_store_explicit(&b->cancel_woken, true, memory_order_relaxed);
+		coil__task_unhold(b, held);
 		coil__unlock(&t->clock);
 		/* Claimed: the task cannot run before our wake, so w lives. */
 		w->cancel(w);
 		coil__waiter_wake(w, -ECANCELED);
 	} else {
-		/* As asyncio: a task already woken by a cancellation gets one
-		 * CancelledError however often it is cancelled before it
-		 * runs; cancelling() still counts every request. */
-		if (!b->cancel_woken)
-			atomic_store_explicit(&b->must_cancel, true, memory_order_relaxed);
+		coil__task_unhold(b, held);
 		coil__unlock(&t->clock);
 	}
+}
+
+bool coil_task_cancel(coil_task_t *t, const char *msg)
+{
+	coil__lock(&t->clock);
+	bool held;
+	coil__task_body_t *b = cancel_mark(t, msg, &held);
+	if (!b) {
+		coil__unlock(&t->clock);
+		return false;
+	}
+	if (held)
+		cancel_fence();
+	cancel_look(t, b, held);
 	return true;
+}
+
+void coil__task_cancel_all(coil_task_t **tasks, size_t n)
+{
+	/* Through the bodies' `all` links is not possible here (the tasks
+	 * are the caller's list): each task's body and whether it was held
+	 * go in a scratch array, or one by one without it. */
+	struct marked {
+		coil__task_body_t *b;
+		bool held;
+	} *m = n > 1 ? malloc(n * sizeof(*m)) : NULL;
+	if (!m) {
+		for (size_t i = 0; i < n; i++)
+			coil_task_cancel(tasks[i], NULL);
+		return;
+	}
+	bool fence = false;
+	for (size_t i = 0; i < n; i++) {
+		coil__lock(&tasks[i]->clock);
+		m[i].b = cancel_mark(tasks[i], NULL, &m[i].held);
+		coil__unlock(&tasks[i]->clock);
+		fence |= m[i].held;
+	}
+	if (fence)
+		cancel_fence();
+	for (size_t i = 0; i < n; i++) {
+		coil_task_t *t = tasks[i];
+		if (!m[i].b)
+			continue;
+		coil__lock(&t->clock);
+		/* Ended meanwhile (its body may be another task's by now):
+		 * nothing to wake, nor to let go of. */
+		if (t->body != m[i].b) {
+			coil__unlock(&t->clock);
+			continue;
+		}
+		cancel_look(t, m[i].b, m[i].held);
+	}
+	free(m);
 }
 
 static void mark_closing(coil__task_body_t *b)
@@ -802,8 +980,10 @@ void coil__task_force_close(coil_task_t *t)
 	bool shared = t->fut.loop->rt != NULL;
 	if (!shared)
 		mark_closing(b);
-	coil__waiter_t *w = b->waiting;
+	bool held = coil__task_hold(t, b, 0);
+	coil__waiter_t *w = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	if (w && coil__waiter_claim(w)) {
+		coil__task_unhold(b, held);
 		coil__unlock(&t->clock);
 		if (shared)
 			mark_closing(b); /* claimed: it cannot run, nor end */
@@ -811,6 +991,7 @@ void coil__task_force_close(coil_task_t *t)
 		coil__waiter_wake(w, COIL_ECLOSED);
 		return;
 	}
+	coil__task_unhold(b, held);
 	coil__unlock(&t->clock);
 }
 
@@ -827,7 +1008,8 @@ int coil_task_uncancel(coil_task_t *t)
 	if (n > 0) {
 		atomic_store_explicit(&m->cancel_requests, --n, memory_order_relaxed);
 		if (n == 0 && t->body)
-			atomic_store_explicit(&t->body->must_cancel, false, memory_order_relaxed);
+			atomic_fetch_and_explicit(&t->body->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+						  memory_order_relaxed);
 	}
 	coil__unlock(&m->clock);
 	return n;

@@ -9,6 +9,7 @@
  * victim task is pinned on the driver's worker, which does not yield while
  * the two sides race, so the victim's state during the race is known.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -353,9 +354,180 @@ TEST(task_locals_copied_at_spawn_on_both_workers)
 	race_run_rounds(tls_round, ROUNDS, 14);
 }
 
+/* --- a cancellation racing the start and the end of a wait ---------------- */
+
+/*
+ * The wait of a task that other workers may cancel publishes its waiter
+ * and then looks for a pending cancellation without a lock; a canceller
+ * marks the task and then looks for its waiter, with a process-wide
+ * barrier between (runtime/task.c, coil__task_suspend_mt). A request that
+ * both looks missed would leave the task asleep for good.
+ */
+typedef struct starter {
+	coil_event_t *ev;
+	uint64_t seed;
+	atomic_int started;
+	int rc;
+} starter_t;
+
+static int starter_main(void *arg, void **result)
+{
+	(void)result;
+	starter_t *s = arg;
+	atomic_store(&s->started, 1);
+	uint64_t r = s->seed;
+	jitter(&r);
+	s->rc = coil_event_wait(s->ev);
+	return s->rc; /* -ECANCELED: the task ends cancelled */
+}
+
+/*
+ * The victim, pinned on the driver's worker, spins a random time and waits
+ * on an event nobody sets; the helper cancels it from the other worker at
+ * a random moment: before it ran, while it runs, while it publishes its
+ * wait, or once it sleeps. Every way, the request ends the task.
+ */
+static void start_round(int i, uint64_t *rng)
+{
+	starter_t s;
+	ASSERT_EQ(coil_event_create(&s.ev), 0);
+	s.seed = rnd(rng) + (uint64_t)i;
+	atomic_store(&s.started, 0);
+	s.rc = 1;
+	coil_spawn_opts_t pinned = { .pinned = true };
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, starter_main, &s, &pinned), 0);
+	cancel_target = t;
+	helper_go(cancel_job, NULL);
+	/* Yield to the victim (same worker) until it ends: a lost request
+	 * is a task that never does (the bound is generous). */
+	uint64_t spins = 0;
+	while (!coil_future_done(coil_task_future(t))) {
+		ASSERT_EQ(coil_sleep(0), 0);
+		ASSERT(++spins < 100000000ull);
+	}
+	helper_wait();
+	ASSERT(atomic_load(&helper_cancelled));
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), -ECANCELED);
+	if (atomic_load(&s.started))
+		ASSERT_EQ(s.rc, -ECANCELED);
+	coil_task_detach(t);
+	ASSERT_EQ(coil_event_destroy(s.ev), 0);
+}
+
+TEST(cancel_racing_the_start_of_a_wait)
+{
+	race_run_rounds(start_round, ROUNDS, 16);
+}
+
+/*
+ * The victim awaits, again and again, futures that a plain thread
+ * resolves (their wake-ups are posted to the victim's worker), while the
+ * helper cancels it over and over from the other worker: a canceller that
+ * read the victim's waiter just as the victim resumed must be done with
+ * it before the victim's next wait reuses its memory. The victim counts
+ * the cancellations delivered and takes each back (uncancel): never more
+ * than were requested, and every wait ends.
+ */
+#define RESUMES (under_valgrind() ? 200 : TEST_TSAN ? 20000 : 100000)
+
+static struct {
+	_Atomic(coil_future_t *) slot; /* the next future to resolve */
+	atomic_bool done;              /* the victim is through */
+	coil_task_t *victim;
+	int delivered;
+	atomic_int requested;
+} res;
+
+static void *resolver_main(void *arg)
+{
+	(void)arg;
+	unsigned spins = 0;
+	while (!atomic_load(&res.done)) {
+		coil_future_t *f = atomic_exchange(&res.slot, NULL);
+		if (!f) {
+			spin_pause(&spins);
+			continue;
+		}
+		ASSERT_EQ(coil_future_set_result(f, NULL, NULL), 0);
+		coil_future_release(f);
+	}
+	return NULL;
+}
+
+static int resumer_main(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	for (int i = 0; i < RESUMES; i++) {
+		coil_future_t *f;
+		ASSERT_EQ(coil_future_create(&f, NULL), 0);
+		/* The resolver's reference; one it never took is dropped. */
+		coil_future_t *old = atomic_exchange(&res.slot, coil_future_ref(f));
+		if (old)
+			coil_future_release(old);
+		int rc = coil_await(f, NULL);
+		if (rc == -ECANCELED) {
+			res.delivered++;
+			coil_task_uncancel(res.victim);
+		} else {
+			ASSERT_EQ(rc, 0);
+		}
+		coil_future_release(f);
+	}
+	atomic_store(&res.done, true);
+	return 0;
+}
+
+static void cancel_loop_job(void *arg)
+{
+	uint64_t rng = (uintptr_t)arg;
+	while (!atomic_load(&res.done)) {
+		if (coil_task_cancel(res.victim, NULL))
+			atomic_fetch_add(&res.requested, 1);
+		jitter(&rng);
+	}
+}
+
+static int resume_body(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	atomic_store(&res.slot, NULL);
+	atomic_store(&res.done, false);
+	atomic_store(&res.requested, 0);
+	res.delivered = 0;
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, resolver_main, NULL), 0);
+	coil_spawn_opts_t pinned = { .pinned = true };
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, resumer_main, NULL, &pinned), 0);
+	res.victim = t;
+	helper_go(cancel_loop_job, (void *)(uintptr_t)17);
+	/* The victim may end cancelled: a request that came after its
+	 * last await and before its end is delivered by nothing else. */
+	int rc = coil_await(coil_task_future(t), NULL);
+	ASSERT(rc == 0 || rc == -ECANCELED);
+	helper_wait();
+	ASSERT_EQ(pthread_join(th, NULL), 0);
+	coil_future_t *left = atomic_exchange(&res.slot, NULL);
+	if (left)
+		coil_future_release(left);
+	ASSERT(res.delivered <= atomic_load(&res.requested));
+	coil_task_detach(t);
+	return 0;
+}
+
+TEST(cancel_racing_the_end_of_a_wait)
+{
+	race_drive(resume_body, NULL);
+}
+
 TEST_LIST(
 	TEST_ENTRY(cancel_from_two_workers_at_once),
 	TEST_ENTRY(uncancel_racing_a_cancel_from_another_worker),
 	TEST_ENTRY(pinned_task_woken_from_another_worker),
 	TEST_ENTRY(unpin_leaves_a_timeout_scopes_pin),
-	TEST_ENTRY(task_locals_copied_at_spawn_on_both_workers))
+	TEST_ENTRY(task_locals_copied_at_spawn_on_both_workers),
+	TEST_ENTRY(cancel_racing_the_start_of_a_wait),
+	TEST_ENTRY(cancel_racing_the_end_of_a_wait))

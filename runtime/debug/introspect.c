@@ -211,7 +211,9 @@ NO_SAN static void task_look(coil_task_t *t, look_t *lk, void **frames,
 		return;
 	}
 	bool mt = coil__mt();
-	coil__waiter_t *wt = b->waiting;
+	/* Held (coil__task_hold): the waiter stays valid while we look. */
+	bool held = coil__task_hold(t, b, 0);
+	coil__waiter_t *wt = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	uint8_t rs = atomic_load_explicit(&b->rstate, memory_order_acquire);
 	lk->created = RACY(b->created);
 	lk->worker = worker_of(RACY(b->worker));
@@ -258,6 +260,7 @@ NO_SAN static void task_look(coil_task_t *t, look_t *lk, void **frames,
 		else if (frames)
 			walk_task(&w, b->resume, &b->coro, 0);
 	}
+	coil__task_unhold(b, held);
 	coil__unlock(&t->clock);
 	if (lk->nframes == 0)
 		lk->nframes = (int)(w.n < w.max ? w.n : w.max);

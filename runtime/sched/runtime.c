@@ -661,6 +661,7 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 	coil__inject_init(&rt->inject);
 	/* From now on objects may be shared between threads: every lock is
 	 * taken for real (it is never turned off again). */
+	coil__cancel_fence_setup(); /* before any task may wait on the mt paths */
 	atomic_store_explicit(&coil__mt_flag, true, memory_order_seq_cst);
 	int rc = -ENOMEM;
 	rt->loops = calloc(n, sizeof(*rt->loops));
