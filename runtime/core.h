@@ -209,7 +209,11 @@ extern size_t coil__default_stack_size;
 #define COIL__STACK_PAD 4096
 static inline size_t coil__coro_stack_request(const coil_coro_t *c)
 {
-	return (c->stack_size ? c->stack_size : coil__default_stack_size) + COIL__STACK_PAD;
+	size_t size = c->stack_size ? c->stack_size : coil__default_stack_size;
+	/* A size near SIZE_MAX must not wrap to a tiny stack: saturated, it
+	 * is one no allocation can meet, and the first run fails with
+	 * -ENOMEM. */
+	return size > SIZE_MAX - COIL__STACK_PAD ? SIZE_MAX : size + COIL__STACK_PAD;
 }
 /* Detaches an ended coroutine's stack and returns it (NULL if none). */
 coil__stack_t *coil__coro_take_stack(coil_coro_t *c);

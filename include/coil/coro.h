@@ -59,7 +59,10 @@ COIL_API int coil_coro_create(coil_coro_t **out, coil_fn fn, void *arg,
  *   COIL_EDONE   it returned 0; *out gets its result (still owned by the
  *                coroutine: see coil_coro_result);
  *   < 0          it returned that error; or COIL_EINVALSTATE if it is
- *                running, closed, or suspended in an await.
+ *                running, closed, or suspended in an await; or -ENOMEM
+ *                on the first resume when its stack cannot be had (a
+ *                stack_size no mapping can meet, say): it stays
+ *                created.
  * The calling thread must be the one the coroutine last ran on, or the
  * coroutine must not have started.
  */

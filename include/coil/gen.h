@@ -119,7 +119,9 @@ COIL_API int coil_gen_create(coil_gen_t **out, coil_fn body, void *arg,
  *                     COIL_ECLOSED at once, so does a generator step);
  *   -ECANCELED        the consuming task was cancelled while the body awaited
  *                     and the body passed that on;
- *   -EINVAL           g is NULL.
+ *   -EINVAL           g is NULL;
+ *   -ENOMEM           at the first step, the body's stack could not be had
+ *                     (the generator stays unstarted).
  * On any return but 0, *value is set to NULL. From the generator's thread,
  * inside a task when the body awaits.
  */

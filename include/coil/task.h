@@ -31,7 +31,9 @@ extern "C" {
 
 typedef struct coil_spawn_opts {
 	const char *name;      /* copied; NULL gives "Task-<id>" */
-	size_t stack_size;     /* 0: the default stack size */
+	size_t stack_size;     /* 0: the default stack size; one no
+				* mapping can meet ends the task with
+				* -ENOMEM when it first runs */
 	coil_dtor result_dtor; /* destructor of the result the body returns */
 	bool pinned;           /* keep the task on its worker */
 } coil_spawn_opts_t;
