@@ -45,6 +45,7 @@
 #include "ring_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -306,7 +307,10 @@ static int ring_init(struct io_uring *ring, unsigned entries, unsigned flags)
 	struct io_uring_params p;
 	memset(&p, 0, sizeof(p));
 	p.flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-	p.cq_entries = entries * CQ_FACTOR;
+	/* Saturated rather than wrapped: CLAMP cuts both sizes to the
+	 * kernel's maximum, but a CQ size that wrapped to 0, or below the
+	 * SQ's, is refused with -EINVAL. */
+	p.cq_entries = entries > UINT_MAX / CQ_FACTOR ? UINT_MAX : entries * CQ_FACTOR;
 	return io_uring_queue_init_params(entries, ring, &p);
 }
 

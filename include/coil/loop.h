@@ -29,7 +29,9 @@ extern "C" {
 typedef struct coil_runtime_opts {
 	uint32_t size;            /* set by coil_runtime_opts_init */
 	size_t stack_size;        /* default task stack size, 0: 64 KiB */
-	unsigned ring_entries;    /* io_uring SQ size, 0: 256 */
+	unsigned ring_entries;    /* io_uring SQ size, 0: 256; rounded up
+				   * to a power of 2, at least 4, at most
+				   * the kernel's maximum (32768) */
 	bool virtual_clock;       /* time stands still while work can run and
 				   * jumps to the next timer when all wait
 				   * (Tokio's time::pause): for tests; one
