@@ -142,7 +142,10 @@ COIL_API void coil_runtime_wait_stopped(coil_runtime_t *rt);
  * too, within the same wait_ns, so that no task is left that neither ran
  * nor was cancelled. Returns 0 if every task had finished within the wait,
  * -ETIMEDOUT if some had to be cancelled. The runtime pointer is invalid
- * afterwards. Call it from a thread that is not a worker (-EBUSY).
+ * afterwards. Call it from a thread that is not a worker (-EBUSY). A
+ * negative wait other than COIL_FOREVER (or rt NULL) is -EINVAL, and
+ * then, as for -EBUSY, nothing was done: the runtime is still the
+ * caller's to shut down.
  */
 COIL_API int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns);
 

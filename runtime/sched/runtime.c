@@ -1134,7 +1134,9 @@ static void finish_dropped(void *p)
 
 int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 {
-	if (!rt)
+	/* Refused before anything is touched: the caller can shut down
+	 * again with a wait that means what it wants. */
+	if (!rt || (wait_ns < 0 && wait_ns != COIL_FOREVER))
 		return -EINVAL;
 	if (coil__running_loop && coil__running_loop->rt == rt)
 		return -EBUSY;
