@@ -1073,8 +1073,14 @@ coil_task_t *coil_current_task(void)
 size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 {
 	loop = loop ? loop : coil_get_event_loop();
-	if (!loop)
+	/* The stand-in of COIL_ANY_WORKER keeps no list: its tasks belong
+	 * to the workers that took them. */
+	if (!loop || loop->any)
 		return 0;
+	/* tasks NULL only counts, whatever cap says (there is no error to
+	 * return through a count). */
+	if (!tasks)
+		cap = 0;
 	size_t i = 0;
 	coil__lock(&loop->tasks_lock);
 	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {

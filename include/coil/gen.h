@@ -227,8 +227,9 @@ COIL_API int coil_gen_yield_from(coil_gen_t *inner);
  * stopped (from plain code on its thread), it runs the loop until that is
  * done. An error a generator's cleanup returns is reported to the loop's
  * exception handler, as asyncio does, and does not stop the others. Returns
- * the number of generators closed, -EINVAL if there is no such loop or a
- * task of another loop (another runtime) calls it, -EBUSY if the loop runs
+ * the number of generators closed, -EINVAL if there is no such loop (or
+ * it is a runtime's COIL_ANY_WORKER stand-in) or a task of another loop
+ * (another runtime) calls it, -EBUSY if the loop runs
  * but the caller is not one of its tasks, COIL_ECLOSED if the loop is
  * closed. coil_loop_close() does this by itself before it closes the loop.
  */

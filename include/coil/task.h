@@ -126,7 +126,10 @@ COIL_API coil_task_t *coil_current_task(void);
 /*
  * Writes up to `cap` not-done tasks of `loop` (NULL: the current loop) to
  * tasks[] (borrowed references) and returns how many tasks are not done,
- * which may exceed cap. A task belongs to the loop it was spawned on,
+ * which may exceed cap (tasks NULL: none is written, whatever cap is, and
+ * the count is returned; 0 when there is no loop, and for a runtime's
+ * COIL_ANY_WORKER stand-in, whose tasks belong to its workers' loops).
+ * A task belongs to the loop it was spawned on,
  * whichever worker of a runtime runs it; one whose future is done is not
  * listed, even if the worker that ended it has not yet handed it back.
  * Any thread; the references are borrowed, so from another thread than

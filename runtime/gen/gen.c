@@ -508,7 +508,9 @@ int coil_loop_shutdown_asyncgens(coil_loop_t *loop)
 {
 	if (!loop)
 		loop = coil_get_event_loop();
-	if (!loop)
+	/* Generators register with the worker that made their first step,
+	 * never with the stand-in of COIL_ANY_WORKER, which has no registry. */
+	if (!loop || loop->any)
 		return -EINVAL;
 	if (loop->closed)
 		return COIL_ECLOSED;
