@@ -58,8 +58,11 @@ extern "C" {
  * Cancelling the task in coil_gather cancels every child that is not done
  * and returns -ECANCELED at once (the children end on their own; await them
  * to know when). Returns 0 at once for n == 0; -EINVAL for a NULL array or
- * future, unknown flags, or futures of different loops; COIL_EINVALSTATE
- * outside a task; -ENOMEM.
+ * future, unknown flags, or futures of different loops; -EXDEV for futures
+ * of a loop that is neither the caller's nor another worker of its runtime
+ * (as coil_await); -EDEADLK when the calling task is one of the futures (it
+ * cannot be done while it waits for itself); COIL_EINVALSTATE outside a
+ * task; -ENOMEM.
  */
 COIL_API int coil_gather(coil_future_t *const *futures, size_t n,
 			 void **results, int *errors, unsigned flags);
@@ -79,8 +82,8 @@ COIL_API int coil_gather(coil_future_t *const *futures, size_t n,
  * is returned and nothing is cancelled. Cancelling the waiting task returns
  * -ECANCELED and cancels nothing either. Returns -EINVAL for n == 0 (asyncio
  * refuses an empty set), a NULL array or future, a bad return_when or a
- * negative timeout other than COIL_FOREVER; COIL_EINVALSTATE outside a
- * task; -ENOMEM.
+ * negative timeout other than COIL_FOREVER; -EXDEV and -EDEADLK as for
+ * coil_gather; COIL_EINVALSTATE outside a task; -ENOMEM.
  */
 COIL_API int coil_wait(coil_future_t *const *futures, size_t n, bool *done,
 		       int return_when, int64_t timeout_ns);
@@ -98,7 +101,8 @@ typedef struct coil_as_completed coil_as_completed_t;
  * coil_as_completed_destroy(). Call on the loop's thread (a task or a
  * callback). Returns 0, -EINVAL (NULL out, NULL array with n > 0, a NULL
  * future, futures of different loops, a negative timeout other than
- * COIL_FOREVER, no loop), or -ENOMEM.
+ * COIL_FOREVER, no loop), -EXDEV and -EDEADLK as for coil_gather (the
+ * calling task among the futures), or -ENOMEM.
  */
 COIL_API int coil_as_completed_create(coil_as_completed_t **out,
 				      coil_future_t *const *futures, size_t n,
@@ -216,7 +220,8 @@ COIL_API coil_cm_t coil_timeout_at_cm(coil_timeout_t *t, int64_t when_ns);
  * task is cancelled, f is cancelled, wait_for waits until it is done and
  * returns -ECANCELED (f keeps its outcome). Returns -EINVAL (NULL f,
  * negative timeout other than COIL_FOREVER), -EDEADLK (f is the calling
- * task), COIL_EINVALSTATE outside a task, -ENOMEM.
+ * task), -EXDEV (f belongs to another runtime's loop, as coil_await),
+ * COIL_EINVALSTATE outside a task, -ENOMEM.
  */
 COIL_API int coil_wait_for(coil_future_t *f, int64_t timeout_ns, void **result);
 

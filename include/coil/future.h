@@ -123,8 +123,10 @@ COIL_API coil_loop_t *coil_future_loop(const coil_future_t *f);
  * cancelled: coil_task_cancelling tells which). On 0, *result (if not NULL)
  * gets the result, borrowed from the future. Awaiting a done future returns
  * at once. Returns COIL_EINVALSTATE outside a task, -EDEADLK when a task
- * awaits itself, COIL_ECLOSED while the task's coroutine is being closed.
- * The caller keeps its reference to f.
+ * awaits itself, -EXDEV when f belongs to a loop that is neither the task's
+ * nor another worker of its runtime (asyncio: a future attached to a
+ * different loop), -EINVAL for f NULL, COIL_ECLOSED while the task's
+ * coroutine is being closed. The caller keeps its reference to f.
  */
 COIL_API int coil_await(coil_future_t *f, void **result);
 

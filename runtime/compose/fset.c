@@ -46,6 +46,20 @@ int coil__fset_create(coil__fset_t **out, coil_future_t *const *fs, size_t n,
 	}
 	if (!loop)
 		return -EINVAL;
+	/* As coil_await refuses them: futures of a loop that is not the
+	 * caller's, nor a worker of its runtime, complete (and run the set's
+	 * callbacks) on a loop that need not ever run again for it; and a
+	 * set holding the calling task is only complete once that task is
+	 * done, which it cannot be while it waits on the set. Either way
+	 * the wait could only hang. */
+	coil_loop_t *me = coil__running_loop;
+	if (n && me && !same_runtime(loop, me))
+		return -EXDEV;
+	coil_coro_t *c = coil__cur;
+	if (c && c->task)
+		for (size_t i = 0; i < n; i++)
+			if (fs[i] == (coil_future_t *)c->task)
+				return -EDEADLK;
 	coil__fset_t *s = coil__malloc(fset_size(n));
 	if (!s)
 		return -ENOMEM;

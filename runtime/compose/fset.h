@@ -75,8 +75,9 @@ struct coil__fset {
 /*
  * Makes a set over fs[0..n) (n may be 0) whose waiter wakes when
  * ready(s) is true. Checks the futures (none NULL, all of one loop or of
- * loops of one runtime).
- * Returns 0, -EINVAL, or -ENOMEM. Watches nothing yet.
+ * loops of one runtime, that of the running loop if there is one, and not
+ * the calling task). Returns 0, -EINVAL, -EXDEV, -EDEADLK or -ENOMEM.
+ * Watches nothing yet.
  */
 int coil__fset_create(coil__fset_t **out, coil_future_t *const *fs, size_t n,
 		      bool (*ready)(coil__fset_t *s), void *ctx);

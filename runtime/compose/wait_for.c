@@ -261,6 +261,12 @@ int coil_wait_for(coil_future_t *f, int64_t timeout_ns, void **result)
 		return COIL_EINVALSTATE;
 	if (&self->fut == f)
 		return -EDEADLK;
+	/* coil_await would refuse f as well, but only after the scope is
+	 * entered, and the clean-up below would then cancel a future the
+	 * caller never had a chance to wait for. */
+	coil_loop_t *me = coil__running_loop;
+	if (f->loop != me && (!me->rt || me->rt != f->loop->rt))
+		return -EXDEV;
 	coil_timeout_t to;
 	int rc = coil_timeout_enter(&to, timeout_ns);
 	if (rc)
