@@ -661,7 +661,11 @@ static coil__xdone_t *sleep_locked(worker_t *w, bool *start)
 		if (timeout == COIL_FOREVER) {
 			rc = pthread_cond_wait(&t->cv, &ex->mu);
 		} else {
-			int64_t until = mono_ns() + timeout;
+			/* Saturated: a huge idle timeout (INT64_MAX for
+			 * "never") must not wrap into a deadline already
+			 * passed, which would spin this thread. */
+			int64_t now = mono_ns();
+			int64_t until = timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
 			struct timespec ts = { until / COIL_NSEC_PER_SEC,
 					       until % COIL_NSEC_PER_SEC };
 			rc = pthread_cond_timedwait(&t->cv, &ex->mu, &ts);
