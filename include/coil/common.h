@@ -37,6 +37,22 @@ extern "C" {
 #define COIL_VERSION_PATCH 0
 
 /*
+ * Preconditions. Bad input gets a clear error: the codes below or a
+ * negative errno (-EINVAL for an out-of-range size, count, timeout, enum
+ * value or flag, or for a NULL out-parameter, array or callback that is
+ * required; COIL_EINVALSTATE for a call made where it cannot run, such as
+ * an await outside a task). What is left unchecked, as libc leaves it,
+ * is the validity of memory the caller hands over: the object a method is
+ * called on must be one the library made and has not freed yet (a NULL
+ * one is refused with -EINVAL, or ignored by a release, free or destroy
+ * call, where the function says so; elsewhere, on accessors and hot
+ * paths, it is not checked), an array must hold the count of elements
+ * given with it, a buffer its length, and a string must end. Releasing,
+ * closing or freeing an object twice is such a use after free, unless its
+ * function says a second call is allowed.
+ */
+
+/*
  * coil's own error codes. They sit below -4096 so that they never collide
  * with a negative errno value (libuv does the same).
  */

@@ -155,7 +155,8 @@ typedef struct coil_timeout {
 COIL_API int coil_timeout_enter(coil_timeout_t *t, int64_t delay_ns);
 
 /* As coil_timeout_enter, with an absolute deadline in loop time
- * (coil_loop_time_ns), or COIL_FOREVER. */
+ * (coil_loop_time_ns), or COIL_FOREVER. Loop time is never negative: any
+ * other negative deadline is -EINVAL. */
 COIL_API int coil_timeout_enter_at(coil_timeout_t *t, int64_t when_ns);
 
 /*

@@ -125,8 +125,9 @@ COIL_API const char *coil_coro_name(const coil_coro_t *c);
 COIL_API size_t coil_stack_default_size(void);
 
 /*
- * Sets the process-wide default stack size (rounded up to whole pages,
- * at least 16 KiB). Returns 0 or -EINVAL. Call before creating coroutines.
+ * Sets the process-wide default stack size (rounded up to whole pages).
+ * Returns 0, or -EINVAL below 16 KiB or above 1 TiB (nothing changes
+ * then). Call before creating coroutines.
  */
 COIL_API int coil_stack_set_default_size(size_t size);
 

@@ -204,8 +204,11 @@ COIL_API int coil_statx(int dirfd, const char *path, int flags,
  *
  * open: from a task; arms the accept on the calling worker's ring and pins
  * the calling task to that worker until it closes the acceptor. listen_fd
- * stays the caller's. Returns 0, -EBADF, -ENOMEM, COIL_EINVALSTATE (not in
- * a task) or -ECANCELED (a cancellation was pending).
+ * stays the caller's. Returns 0, -EBADF (a negative descriptor), -ENOMEM,
+ * COIL_EINVALSTATE (not in a task) or -ECANCELED (a cancellation was
+ * pending). A descriptor that is not open, or not a listening socket, is
+ * the kernel's to refuse: next returns its error (-EBADF, -EINVAL, ...),
+ * at each call, and close ends the acceptor as usual.
  *
  * next: from a task on the acceptor's worker (-EXDEV elsewhere). Returns
  * the next connection's descriptor, which the caller owns, or a negative

@@ -129,7 +129,8 @@ typedef struct coil_process_pool coil_process_pool_t;
  */
 typedef struct coil_process_pool_opts {
 	uint32_t size;            /* set by coil_process_pool_opts_init */
-	unsigned workers;         /* 0: the CPUs of the affinity mask */
+	unsigned workers;         /* 0: the CPUs of the affinity mask;
+				   * at most 1024 (-EINVAL beyond) */
 } coil_process_pool_opts_t;
 
 /* Fills *opts with the defaults. */
