@@ -233,7 +233,7 @@ static void *reaper_main(void *arg)
 			return NULL;
 		}
 		if (fcap < rp.n + 1) {
-			struct pollfd *nf = realloc(fds, (rp.n + 1) * sizeof(*nf));
+			struct pollfd *nf = coil__libc_realloc(fds, (rp.n + 1) * sizeof(*nf));
 			if (nf) {
 				fds = nf;
 				fcap = rp.n + 1;
@@ -744,7 +744,7 @@ static int read_all(coil_process_t *p, unsigned i, int64_t deadline)
 		if (b->cap - b->len < READ_MIN) {
 			size_t ncap = b->cap * 2 > b->len + READ_MIN ? b->cap * 2
 								      : b->len + READ_MIN;
-			char *nd = realloc(b->data, ncap);
+			char *nd = coil__libc_realloc(b->data, ncap);
 			if (!nd)
 				return -ENOMEM;
 			b->data = nd;

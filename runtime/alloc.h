@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
+
 #ifdef COIL_USE_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
@@ -20,10 +22,14 @@
  * loop, see coil__alloc_thread_acquire) and its thread cache. */
 static inline void *coil__malloc(size_t n)
 {
+	if (coil__fault())
+		return NULL;
 	return mallocx(n ? n : 1, 0);
 }
 static inline void *coil__calloc(size_t n)
 {
+	if (coil__fault())
+		return NULL;
 	return mallocx(n ? n : 1, MALLOCX_ZERO);
 }
 static inline void coil__free(void *p, size_t n)
@@ -35,6 +41,8 @@ static inline void coil__free(void *p, size_t n)
  * coil__free_aligned64 and the same size. */
 static inline void *coil__calloc_aligned64(size_t n)
 {
+	if (coil__fault())
+		return NULL;
 	return mallocx(n ? n : 1, MALLOCX_ZERO | MALLOCX_ALIGN(64));
 }
 static inline void coil__free_aligned64(void *p, size_t n)
@@ -43,11 +51,19 @@ static inline void coil__free_aligned64(void *p, size_t n)
 		sdallocx(p, n ? n : 1, MALLOCX_ALIGN(64));
 }
 #else
-static inline void *coil__malloc(size_t n) { return malloc(n ? n : 1); }
-static inline void *coil__calloc(size_t n) { return calloc(1, n ? n : 1); }
+static inline void *coil__malloc(size_t n)
+{
+	return coil__fault() ? NULL : malloc(n ? n : 1);
+}
+static inline void *coil__calloc(size_t n)
+{
+	return coil__fault() ? NULL : calloc(1, n ? n : 1);
+}
 static inline void coil__free(void *p, size_t n) { (void)n; free(p); }
 static inline void *coil__calloc_aligned64(size_t n)
 {
+	if (coil__fault())
+		return NULL;
 	size_t r = (n + 63) & ~(size_t)63;
 	void *p = aligned_alloc(64, r ? r : 64);
 	if (p)
@@ -56,6 +72,26 @@ static inline void *coil__calloc_aligned64(size_t n)
 }
 static inline void coil__free_aligned64(void *p, size_t n) { (void)n; free(p); }
 #endif
+
+/* libc's allocator, for the runtime's allocations that are not its hot
+ * objects (tables sized at setup, memory freed by code that uses free()),
+ * behind the same failure injection as the others. */
+static inline void *coil__libc_malloc(size_t n)
+{
+	return coil__fault() ? NULL : malloc(n);
+}
+static inline void *coil__libc_calloc(size_t n, size_t size)
+{
+	return coil__fault() ? NULL : calloc(n, size);
+}
+static inline void *coil__libc_realloc(void *p, size_t n)
+{
+	return coil__fault() ? NULL : realloc(p, n);
+}
+static inline void *coil__libc_aligned_alloc(size_t align, size_t n)
+{
+	return coil__fault() ? NULL : aligned_alloc(align, n);
+}
 
 /*
  * A free list of same-size objects, owned by one thread (a loop's). Hot
@@ -89,6 +125,8 @@ static inline void coil__objcache_init(coil__objcache_t *c, size_t size, size_t 
 
 static inline void *coil__objcache_get(coil__objcache_t *c)
 {
+	if (coil__fault())
+		return NULL;
 	void *p = c->head;
 	if (p) {
 		void *n = *(void **)p;

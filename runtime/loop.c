@@ -125,7 +125,7 @@ int coil__loop_new_worker(coil_loop_t **out, coil_runtime_t *rt, unsigned index,
 	loop->multi = true; /* depth-first deques even with one worker */
 	loop->alone = rt->n == 1;
 	loop->rng = 0x9E3779B97F4A7C15ull * (index + 1);
-	loop->ended = calloc(rt->n, sizeof(*loop->ended));
+	loop->ended = coil__libc_calloc(rt->n, sizeof(*loop->ended));
 	if (!loop->ended)
 		rc = -ENOMEM;
 	else if (loop->multi)
@@ -934,7 +934,7 @@ void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 	 * held across a cancel. */
 	coil__lock(&loop->tasks_lock);
 	size_t n = 0, cap = loop->ntasks;
-	coil_task_t **all = cap ? malloc(cap * sizeof(*all)) : NULL;
+	coil_task_t **all = cap ? coil__libc_malloc(cap * sizeof(*all)) : NULL;
 	for (coil__list_t *p = loop->tasks.next; all && p != &loop->tasks && n < cap; p = p->next) {
 		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
 		if (!coil__task_listed(b))

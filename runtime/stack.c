@@ -77,6 +77,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "list.h"
 #include "stack.h"
 
@@ -313,7 +314,7 @@ static struct chunk *chunk_create(size_t size)
 		n = ok;
 		len = (size_t)n * stride;
 	}
-	struct chunk *ch = calloc(1, sizeof(*ch) + n * sizeof(coil__stack_t));
+	struct chunk *ch = coil__libc_calloc(1, sizeof(*ch) + n * sizeof(coil__stack_t));
 	if (!ch) {
 		munmap(base, len);
 		return NULL;
@@ -424,7 +425,7 @@ int64_t coil__stack_pool_shrink(bool now)
 	if (!now && quiet < POOL_QUIET_NS)
 		return POOL_QUIET_NS - quiet;
 	enum { BATCH = 4096 };
-	coil__stack_t **v = malloc(BATCH * sizeof(*v));
+	coil__stack_t **v = coil__libc_malloc(BATCH * sizeof(*v));
 	if (!v)
 		return 0;
 	for (;;) {
@@ -557,7 +558,7 @@ static coil__stack_t *alloc_slow(size_t size)
 		pthread_mutex_lock(&pool_lock);
 		c = class_find(size);
 		if (!c) {
-			c = calloc(1, sizeof(*c));
+			c = coil__libc_calloc(1, sizeof(*c));
 			if (!c) {
 				pthread_mutex_unlock(&pool_lock);
 				chunk_destroy(ch);
@@ -593,7 +594,7 @@ static coil__stack_t *alloc_slow(size_t size)
 coil__stack_t *coil__stack_alloc(size_t size)
 {
 	stack_init_once();
-	if (size > SIZE_MAX / 2)
+	if (size > SIZE_MAX / 2 || coil__fault())
 		return NULL;
 	size = size ? (size + page_size - 1) & ~(page_size - 1) : page_size;
 	struct tcache *t = &tc;

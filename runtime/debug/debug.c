@@ -102,7 +102,7 @@ void coil__debug_loop_register(coil_loop_t *loop)
 	pthread_mutex_lock(&reg_lock);
 	if (reg_n == reg_cap) {
 		size_t cap = reg_cap ? 2 * reg_cap : 16;
-		coil_loop_t **v = malloc(cap * sizeof(*v));
+		coil_loop_t **v = coil__libc_malloc(cap * sizeof(*v));
 		if (!v) {
 			pthread_mutex_unlock(&reg_lock);
 			return;

@@ -59,7 +59,7 @@ void coil__debug_fd_opened_slow(coil_loop_t *loop, int fd, const char *what)
 		size_t cap = fd_cap ? fd_cap : 64;
 		while (cap <= (size_t)fd)
 			cap *= 2;
-		fd_entry_t *t = realloc(fd_tab, cap * sizeof(*t));
+		fd_entry_t *t = coil__libc_realloc(fd_tab, cap * sizeof(*t));
 		if (!t) {
 			/* Short of memory: this one goes unwatched. */
 			pthread_mutex_unlock(&fd_lock);
@@ -121,13 +121,13 @@ void coil__debug_fds_check(const void *home, coil_loop_t *loop)
 					   loop->rt ? "runtime" : "loop");
 			if (n == cap) {
 				size_t c = cap ? 2 * cap : 8;
-				char **m = realloc(msgs, c * sizeof(*m));
+				char **m = coil__libc_realloc(msgs, c * sizeof(*m));
 				if (m) {
 					msgs = m;
 					cap = c;
 				}
 			}
-			char *s = n < cap ? malloc((size_t)len + 1) : NULL;
+			char *s = n < cap ? coil__libc_malloc((size_t)len + 1) : NULL;
 			if (s) {
 				memcpy(s, buf, (size_t)len + 1);
 				msgs[n++] = s;

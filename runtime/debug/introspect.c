@@ -430,7 +430,7 @@ static int collect(coil_loop_t *loop, coil_task_t ***out)
 		 * hence the room to spare and the retry. */
 		free(v);
 		cap = n + n / 4 + 16;
-		v = malloc(cap * sizeof(*v));
+		v = coil__libc_malloc(cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 	}
@@ -493,8 +493,8 @@ int coil_loop_dump_tasks(coil_loop_t *loop, FILE *f, unsigned flags)
 	unsigned nloops = rt ? rt->n : 1;
 	/* On the heap: this may run on a task's small stack, and a runtime
 	 * may have thousands of workers. */
-	coil_task_t ***all = calloc(nloops, sizeof(*all));
-	int *counts = calloc(nloops, sizeof(*counts));
+	coil_task_t ***all = coil__libc_calloc(nloops, sizeof(*all));
+	int *counts = coil__libc_calloc(nloops, sizeof(*counts));
 	int total = 0, rc = 0;
 	if (!all || !counts) {
 		free(all);

@@ -317,7 +317,7 @@ int coil_runtime_dump_metrics(coil_runtime_t *rt, FILE *f)
 		f = stderr;
 	/* Every worker read first, printed after: the lines are as close to
 	 * one moment as the reads allow. */
-	coil_worker_metrics_t *all = calloc(rt->n, sizeof(*all));
+	coil_worker_metrics_t *all = coil__libc_calloc(rt->n, sizeof(*all));
 	if (!all)
 		return -ENOMEM;
 	for (unsigned i = 0; i < rt->n; i++)

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "debug_int.h"
 
 typedef struct module {
@@ -47,7 +48,7 @@ struct coil__symbolizer {
 
 coil__symbolizer_t *coil__sym_new(void)
 {
-	return calloc(1, sizeof(coil__symbolizer_t));
+	return coil__libc_calloc(1, sizeof(coil__symbolizer_t));
 }
 
 void coil__sym_free(coil__symbolizer_t *s)
@@ -112,7 +113,7 @@ static module_t *module_get(coil__symbolizer_t *s, const struct link_map *lm)
 	for (module_t *m = s->mods; m; m = m->next)
 		if (m->lm == lm)
 			return m;
-	module_t *m = calloc(1, sizeof(*m));
+	module_t *m = coil__libc_calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
 	m->lm = lm;

@@ -111,7 +111,7 @@ static struct {
 
 static tchunk_t *chunk_new(void)
 {
-	tchunk_t *c = malloc(sizeof(*c));
+	tchunk_t *c = coil__libc_malloc(sizeof(*c));
 	if (c) {
 		atomic_init(&c->next, NULL);
 		atomic_init(&c->n, 0);
@@ -152,7 +152,7 @@ static bool buf_register(coil_loop_t *loop)
 	if (loop->metrics.tbuf) {
 		ok = true;
 	} else if (T.active) {
-		coil__tbuf_t *b = calloc(1, sizeof(*b));
+		coil__tbuf_t *b = coil__libc_calloc(1, sizeof(*b));
 		tchunk_t *c = b ? chunk_new() : NULL;
 		if (c) {
 			b->loop = loop;

@@ -149,7 +149,7 @@ int coil_set_default_executor(coil_loop_t *loop, coil_executor_t *ex)
 	}
 	coil_executor_t *prev = o->cur;
 	if (prev) {
-		coil_executor_t **old = realloc(o->old, (o->nold + 1) * sizeof(*old));
+		coil_executor_t **old = coil__libc_realloc(o->old, (o->nold + 1) * sizeof(*old));
 		if (!old) {
 			pthread_mutex_unlock(&table_mu);
 			return -ENOMEM;

@@ -155,7 +155,7 @@ static char **worker_env(const char *mark)
 	size_t n = 0;
 	for (char **e = environ; e && *e; e++)
 		n++;
-	char **env = malloc((n + 2) * sizeof(*env));
+	char **env = coil__libc_malloc((n + 2) * sizeof(*env));
 	if (!env)
 		return NULL;
 	size_t k = 0;
@@ -401,7 +401,7 @@ static void result_done(coil_process_pool_t *p, pworker_t *w)
 		return;
 	}
 	if (w->rh.code == 0) {
-		coil_bytes_t *b = malloc(sizeof(*b));
+		coil_bytes_t *b = coil__libc_malloc(sizeof(*b));
 		if (!b) {
 			free(data);
 			job_fail(p, j, -ENOMEM, "out of memory for a process job's output");
@@ -468,7 +468,7 @@ static bool consume(coil_process_pool_t *p, pworker_t *w)
 				return false;
 			}
 			w->rgot = 0;
-			if (w->rh.len && !(w->rbuf = malloc((size_t)w->rh.len))) {
+			if (w->rh.len && !(w->rbuf = coil__libc_malloc((size_t)w->rh.len))) {
 				/* The stream cannot be skipped: give up on
 				 * this worker; its job fails as broken. */
 				protocol_error(w);
@@ -685,8 +685,8 @@ static void respawn(coil_process_pool_t *p, int stop)
 
 static void manager_loop(coil_process_pool_t *p)
 {
-	struct pollfd *pfd = malloc((1 + 3 * (size_t)p->n) * sizeof(*pfd));
-	int *who = malloc((1 + 3 * (size_t)p->n) * sizeof(*who));
+	struct pollfd *pfd = coil__libc_malloc((1 + 3 * (size_t)p->n) * sizeof(*pfd));
+	int *who = coil__libc_malloc((1 + 3 * (size_t)p->n) * sizeof(*who));
 	if (!pfd || !who) {
 		/* Without these the pool cannot run: close it at once (later
 		 * submits get COIL_ECLOSED) and reap the workers. */
@@ -837,7 +837,7 @@ int coil_process_pool_create(coil_process_pool_t **out,
 	if (!p)
 		return -ENOMEM;
 	p->n = n;
-	p->w = calloc(n, sizeof(*p->w));
+	p->w = coil__libc_calloc(n, sizeof(*p->w));
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (!p->w || p->wake_fd < 0) {
 		int err = p->w ? -errno : -ENOMEM;
@@ -960,7 +960,7 @@ int coil_process_pool_submit(coil_future_t **out, coil_process_pool_t *pool,
 		return rc;
 	void *copy = NULL;
 	if (in_len) {
-		if (!(copy = malloc(in_len))) {
+		if (!(copy = coil__libc_malloc(in_len))) {
 			coil__free(j, sizeof(*j));
 			return -ENOMEM;
 		}
@@ -1004,7 +1004,7 @@ int coil_process_pool_submit_threadsafe(coil_cfuture_t **out,
 	if (rc)
 		return rc;
 	if (in_len) {
-		if (!(j->in = malloc(in_len))) {
+		if (!(j->in = coil__libc_malloc(in_len))) {
 			coil__free(j, sizeof(*j));
 			return -ENOMEM;
 		}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "inject.h"
 
 /* The ring's first size, and the size above which an empty queue gives
@@ -90,7 +91,7 @@ static bool lock_for_push(coil__inject_t *in, size_t extra, bool *room,
 			cap *= 2;
 		coil__spin_unlock(&in->lock);
 		free(grown);
-		grown = in->max_cap && cap > in->max_cap ? NULL : malloc(cap * sizeof(*grown));
+		grown = in->max_cap && cap > in->max_cap ? NULL : coil__libc_malloc(cap * sizeof(*grown));
 		grown_cap = grown ? cap : 0;
 		no_mem = !grown;
 		coil__spin_lock(&in->lock);

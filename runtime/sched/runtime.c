@@ -494,7 +494,7 @@ static unsigned affinity_cpus(int **out)
 	unsigned n = (unsigned)CPU_COUNT(&set);
 	if (!n)
 		return 1;
-	int *cpus = malloc(n * sizeof(*cpus));
+	int *cpus = coil__libc_malloc(n * sizeof(*cpus));
 	if (!cpus)
 		return n;
 	unsigned k = 0;
@@ -635,7 +635,7 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 		return -EINVAL;
 	}
 	/* Aligned for the cache-line groups of struct coil_runtime. */
-	coil_runtime_t *rt = aligned_alloc(_Alignof(coil_runtime_t),
+	coil_runtime_t *rt = coil__libc_aligned_alloc(_Alignof(coil_runtime_t),
 					   (sizeof(*rt) + 63) & ~(size_t)63);
 	if (!rt) {
 		free(cpus);
@@ -664,14 +664,14 @@ int coil_runtime_new(coil_runtime_t **out, const coil_runtime_opts_t *opts)
 	coil__cancel_fence_setup(); /* before any task may wait on the mt paths */
 	atomic_store_explicit(&coil__mt_flag, true, memory_order_seq_cst);
 	int rc = -ENOMEM;
-	rt->loops = calloc(n, sizeof(*rt->loops));
-	rt->idle = calloc(n, sizeof(*rt->idle));
-	rt->threads = calloc(n, sizeof(*rt->threads));
-	rt->thread_created = calloc(n, sizeof(*rt->thread_created));
-	rt->want_run = calloc(n, sizeof(*rt->want_run));
-	rt->in_loop = calloc(n, sizeof(*rt->in_loop));
+	rt->loops = coil__libc_calloc(n, sizeof(*rt->loops));
+	rt->idle = coil__libc_calloc(n, sizeof(*rt->idle));
+	rt->threads = coil__libc_calloc(n, sizeof(*rt->threads));
+	rt->thread_created = coil__libc_calloc(n, sizeof(*rt->thread_created));
+	rt->want_run = coil__libc_calloc(n, sizeof(*rt->want_run));
+	rt->in_loop = coil__libc_calloc(n, sizeof(*rt->in_loop));
 	/* Aligned for the cache-line groups of struct coil_loop. */
-	rt->any = aligned_alloc(_Alignof(coil_loop_t), (sizeof(*rt->any) + 63) & ~(size_t)63);
+	rt->any = coil__libc_aligned_alloc(_Alignof(coil_loop_t), (sizeof(*rt->any) + 63) & ~(size_t)63);
 	if (rt->any)
 		memset(rt->any, 0, sizeof(*rt->any));
 	int p[2];
@@ -886,7 +886,7 @@ static int start_threads(coil_runtime_t *rt, unsigned from, int state)
 		rt->want_run[i] = true;
 		if (rt->thread_created[i])
 			continue;
-		worker_arg_t *a = malloc(sizeof(*a));
+		worker_arg_t *a = coil__libc_malloc(sizeof(*a));
 		if (!a) {
 			rt->want_run[i] = false;
 			rc = -ENOMEM;
@@ -1173,7 +1173,7 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	 * it (four more), each worker on its own thread. */
 	for (int round = 0; rc == 0 && !clean && round < 8; round++) {
 		for (unsigned i = 0; i < rt->n; i++) {
-			finish_arg_t *a = malloc(sizeof(*a));
+			finish_arg_t *a = coil__libc_malloc(sizeof(*a));
 			if (!a)
 				continue;
 			a->loop = rt->loops[i];
