@@ -403,8 +403,11 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	if (!t || !b) {
 		if (t)
 			coil__task_free_handle(t);
+		/* Not coil__task_free_body: nothing in the body is set yet
+		 * (a fresh one is garbage, a recycled one holds its last
+		 * task's freed name and stack). */
 		if (b)
-			coil__task_free_body(NULL, b);
+			body_recycle(me, b);
 		return -ENOMEM;
 	}
 	/* First: what an early failure below frees must be set. */
