@@ -821,53 +821,50 @@ static int enter_worker(coil_runtime_t *rt, coil_loop_t *loop, unsigned i)
 	}
 }
 
-typedef struct worker_arg {
-	coil_runtime_t *rt;
-	unsigned i;
-} worker_arg_t;
-
 static void wake_all(coil_runtime_t *rt)
 {
 	for (unsigned i = 0; i < rt->n; i++)
 		coil__ring_wake(rt->loops[i]->ring);
 }
 
+/* p is the worker's loop, which names its runtime and index: starting a
+ * thread allocates nothing, so a shutdown out of memory still runs every
+ * worker to end the tasks. */
 static void *worker_main(void *p)
 {
-	worker_arg_t a = *(worker_arg_t *)p;
-	free(p);
-	coil_runtime_t *rt = a.rt;
-	coil_loop_t *loop = rt->loops[a.i];
+	coil_loop_t *loop = p;
+	coil_runtime_t *rt = loop->rt;
+	unsigned i = loop->index;
 	char name[32];
-	snprintf(name, sizeof(name), "%s-%u", rt->name, a.i);
+	snprintf(name, sizeof(name), "%s-%u", rt->name, i);
 	name[15] = '\0'; /* the kernel's limit */
 	pthread_setname_np(pthread_self(), name);
 	if (rt->pin && rt->ncpus) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
-		CPU_SET(rt->cpus[a.i % rt->ncpus], &set);
+		CPU_SET(rt->cpus[i % rt->ncpus], &set);
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
 	pthread_mutex_lock(&rt->lock);
 	for (;;) {
-		while (!rt->want_run[a.i] && !rt->exiting)
+		while (!rt->want_run[i] && !rt->exiting)
 			pthread_cond_wait(&rt->park_cond, &rt->lock);
 		if (rt->exiting)
 			break;
-		rt->in_loop[a.i] = true;
+		rt->in_loop[i] = true;
 		unsigned gen = rt->run_gen;
 		pthread_mutex_unlock(&rt->lock);
-		if (enter_worker(rt, loop, a.i) == 0) {
+		if (enter_worker(rt, loop, i) == 0) {
 			coil__worker_loop(loop);
 			coil__loop_leave(loop);
 		}
 		pthread_mutex_lock(&rt->lock);
-		rt->in_loop[a.i] = false;
+		rt->in_loop[i] = false;
 		/* A stop seen late, after the runtime was started again
 		 * (block_on or start after a stop): that start's want_run
 		 * stands, and the worker runs its loop again. */
 		if (rt->run_gen == gen)
-			rt->want_run[a.i] = false;
+			rt->want_run[i] = false;
 		pthread_cond_broadcast(&rt->park_cond);
 	}
 	pthread_mutex_unlock(&rt->lock);
@@ -886,22 +883,13 @@ static int start_threads(coil_runtime_t *rt, unsigned from, int state)
 		rt->want_run[i] = true;
 		if (rt->thread_created[i])
 			continue;
-		worker_arg_t *a = coil__libc_malloc(sizeof(*a));
-		if (!a) {
-			rt->want_run[i] = false;
-			rc = -ENOMEM;
-			break;
-		}
-		a->rt = rt;
-		a->i = i;
 		/* Workers block nothing: signals go to the program's threads. */
 		sigset_t all, old;
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		int e = pthread_create(&rt->threads[i], NULL, worker_main, a);
+		int e = pthread_create(&rt->threads[i], NULL, worker_main, rt->loops[i]);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (e) {
-			free(a);
 			rt->want_run[i] = false;
 			rc = -e;
 			break;
