@@ -189,6 +189,12 @@ static int conn_main(void *arg, void **result)
 			if (rc != -ECANCELED)
 				coil_stream_wait_closed(s, COIL_FOREVER);
 			coil_stream_free(s);
+		} else {
+			/* The stream closed the descriptor. Reported as launch
+			 * reports it: an error this task returned would only
+			 * show up as one nobody retrieved. */
+			report("coil server: no memory for a connection; it was closed", rc);
+			rc = 0;
 		}
 	}
 	conn_finish(c);
@@ -265,18 +271,46 @@ static bool accept_skip(int e)
 	}
 }
 
+/* Pauses an acceptor that ran out of descriptors or memory, for a time
+ * that doubles at each failure in a row (*backoff, 0 at the first).
+ * Returns nonzero when the acceptor must end instead (it was cancelled). */
+static int starved_pause(int64_t *backoff, int e)
+{
+	if (!*backoff) {
+		report("coil server: accept failed (out of descriptors "
+		       "or memory); retrying with a growing pause", e);
+		*backoff = BACKOFF_MIN_NS;
+	} else if ((*backoff *= 2) > BACKOFF_MAX_NS) {
+		*backoff = BACKOFF_MAX_NS;
+	}
+	int rc = coil_sleep_ns(*backoff);
+	/* Out of memory for the timer too: yield (which allocates
+	 * nothing) rather than stop accepting for good. */
+	if (rc == -ENOMEM)
+		rc = coil_sleep_ns(0);
+	return rc;
+}
+
 static int acceptor_main(void *arg, void **result)
 {
 	(void)result;
 	listener_t *l = arg;
 	coil_acceptor_t *a = NULL;
-	int rc = coil_acceptor_open(&a, l->fd);
-	if (rc) {
-		if (rc != -ECANCELED)
-			report("coil server: cannot accept on a listening socket", rc);
-		return rc == -ECANCELED ? 0 : rc;
-	}
 	int64_t backoff = 0;
+	int rc;
+	/* Memory may run out here as at any accept: a server that reports
+	 * it is serving must not leave a socket that nobody accepts on. */
+	while ((rc = coil_acceptor_open(&a, l->fd)) != 0) {
+		if (rc == -ECANCELED)
+			return 0;
+		if (!accept_starved(rc)) {
+			report("coil server: cannot accept on a listening socket", rc);
+			return rc;
+		}
+		if (starved_pause(&backoff, rc))
+			return 0;
+	}
+	backoff = 0;
 	for (;;) {
 		int fd = coil_acceptor_next(a, COIL_FOREVER);
 		if (fd >= 0) {
@@ -287,14 +321,7 @@ static int acceptor_main(void *arg, void **result)
 		if (fd == -ECANCELED || fd == COIL_ECLOSED)
 			break;
 		if (accept_starved(fd)) {
-			if (!backoff) {
-				report("coil server: accept failed (out of descriptors "
-				       "or memory); retrying with a growing pause", fd);
-				backoff = BACKOFF_MIN_NS;
-			} else if ((backoff *= 2) > BACKOFF_MAX_NS) {
-				backoff = BACKOFF_MAX_NS;
-			}
-			if (coil_sleep_ns(backoff))
+			if (starved_pause(&backoff, fd))
 				break;
 			continue;
 		}
