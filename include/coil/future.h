@@ -58,7 +58,9 @@ COIL_API bool coil_future_cancelled(const coil_future_t *f);
  * Cancels the future with an optional message (copied; NULL for none) and
  * schedules its callbacks. For a task this is coil_task_cancel(). Returns true
  * if it was cancelled (or, for a task, cancellation was requested), false if
- * it was already done.
+ * it was already done, or if, called from a thread other than the running
+ * loop's, the hand-over to that loop could not be allocated (it stays
+ * pending). Out of memory for the message, it is cancelled without one.
  */
 COIL_API bool coil_future_cancel(coil_future_t *f, const char *msg);
 
@@ -85,16 +87,20 @@ COIL_API const char *coil_future_error_message(const coil_future_t *f);
 
 /*
  * Sets the result; the future takes ownership of `value` and calls dtor(value)
- * (if dtor is not NULL) when its last reference goes. Returns 0, or
+ * (if dtor is not NULL) when its last reference goes. Returns 0;
  * COIL_EINVALSTATE if the future is done (the value stays the caller's) or is
- * a task.
+ * a task; -ENOMEM from a thread other than the running loop's, whose
+ * completion is handed to that loop, when the hand-over cannot be allocated
+ * (the future stays pending and the value the caller's).
  */
 COIL_API int coil_future_set_result(coil_future_t *f, void *value,
 				    coil_dtor dtor);
 
 /*
  * Sets an error: `err` must be negative; `msg` (copied) may be NULL. Returns
- * 0, -EINVAL for err >= 0, or COIL_EINVALSTATE if done or a task.
+ * 0, -EINVAL for err >= 0, COIL_EINVALSTATE if done or a task, or -ENOMEM
+ * (copying msg, or as coil_future_set_result from another thread: the
+ * future stays pending).
  */
 COIL_API int coil_future_set_exception(coil_future_t *f, int err,
 				       const char *msg);

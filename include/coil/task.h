@@ -43,7 +43,9 @@ typedef struct coil_spawn_opts {
  * or a callback, or on the thread's current loop). The task first runs on a
  * later loop iteration. out NULL detaches it at once. opts may be NULL.
  * Goes through the loop's task factory if one is set. Returns 0, -EINVAL
- * (no loop), -ENOMEM or COIL_ECLOSED (the loop is closed).
+ * (no loop), -ENOMEM or COIL_ECLOSED (the loop is closed). The stack is
+ * taken when the task first runs: a task that gets none then ends with
+ * -ENOMEM without running fn (reported as never retrieved if detached).
  */
 COIL_API int coil_spawn(coil_task_t **out, coil_fn fn, void *arg,
 			const coil_spawn_opts_t *opts);
@@ -142,7 +144,8 @@ COIL_API size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks,
 /*
  * From inside a task: suspends it for `seconds` (asyncio.sleep). 0 yields
  * once to the loop. Returns 0, -ECANCELED if cancelled meanwhile, -EINVAL for
- * a negative or NaN duration, COIL_EINVALSTATE outside a task.
+ * a negative or NaN duration, COIL_EINVALSTATE outside a task, -ENOMEM when
+ * the timer cannot be queued (not for 0, which allocates nothing).
  */
 COIL_API int coil_sleep(double seconds);
 
