@@ -386,9 +386,7 @@ static void req_cancel_hook(coil__waiter_t *w)
 void coil__io_cancel_later(coil_task_t *t)
 {
 	coil__lock(&t->clock);
-	if (t->body)
-		atomic_fetch_or_explicit(&t->body->cancel, COIL__CANCEL_PENDING,
-					 memory_order_relaxed);
+	atomic_fetch_or_explicit(&t->cancel, COIL__CANCEL_PENDING, memory_order_relaxed);
 	coil__unlock(&t->clock);
 }
 
@@ -923,7 +921,7 @@ int coil_close(int fd, int64_t timeout_ns)
 	COIL__DEBUG_FD_CLOSED(fd);
 	coil_coro_t *c = coil__cur;
 	if (!c || !c->task || c->closing ||
-	    (atomic_load_explicit(&c->task->body->cancel, memory_order_relaxed) &
+	    (atomic_load_explicit(&c->task->cancel, memory_order_relaxed) &
 	     COIL__CANCEL_PENDING))
 		return close(fd) == 0 ? 0 : -errno;
 	io_req_t q;

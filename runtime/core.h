@@ -364,7 +364,7 @@ struct coil_future {
 	coil__list_t cbs;         /* done-callbacks and waiters, in order */
 };
 
-/* coil__task_body_t.cancel: bit 0 PENDING, bits 1-7 the number of
+/* coil_task_t.cancel: bit 0 PENDING, bits 1-7 the number of
  * lookers holding the task (coil__task_hold): one under the task's clock
  * and the shutdown of the task's loop (coil__task_cancel_all) at most. */
 enum { COIL__CANCEL_PENDING = 1, COIL__CANCEL_HELD = 2, COIL__CANCEL_HELD_MASK = 0xfe };
@@ -392,13 +392,6 @@ typedef struct coil__task_body {
 	_Atomic uint8_t rstate;   /* COIL__TS_* */
 	bool yielding;            /* switched out by coil_sleep(0) */
 	uint16_t pins;            /* > 0: never leaves `worker` */
-	/* COIL__CANCEL_*: PENDING, deliver -ECANCELED at the next await;
-	 * HELD (a count), cancellers (or a listing) on other threads may be
-	 * looking at `waiting` (see coil__task_suspend_mt). Changed under the
-	 * task's clock (by read-modify-writes: they change apart), read
-	 * without it on the await fast path, where any bit set sends the
-	 * task to the locked path. */
-	_Atomic uint8_t cancel;
 	/* Woken with -ECANCELED, not yet run: a second cancel is the same
 	 * delivery. Set by a canceller under the clock, cleared by the task
 	 * when it runs again (without the lock: a canceller that still reads
@@ -434,13 +427,22 @@ typedef struct coil__task_body {
 struct coil_task {
 	coil_future_t fut;
 	uint64_t id;
-	coil__task_body_t *body;  /* NULL once done (under clock) */
+	/* NULL once done. Read by lookers on other threads only while they
+	 * hold the task (coil__task_hold), whose end waits for them. */
+	coil__task_body_t *body;
+	/* COIL__CANCEL_*: PENDING, deliver -ECANCELED at the next await;
+	 * HELD (a count), cancellers (or a listing) on other threads may be
+	 * looking at the body and its `waiting` (see coil__task_suspend_mt).
+	 * Changed under clock (by read-modify-writes: they change apart),
+	 * read without it by the task's waits and its end, where any bit set
+	 * sends them to the locked path. */
+	_Atomic uint8_t cancel;
 	/* NULL: "Task-<id>". Changed under clock, which listings on other
 	 * workers take to copy it (a rename frees the old name). */
 	char *name;
 	_Atomic int32_t cancel_requests;
-	/* The cancellation lock (coil__mt()): body, and the body's cancel
-	 * and cancel_msg, and cancellers' looks at its waiting (see
+	/* The cancellation lock (coil__mt()): cancel, the body's
+	 * cancel_woken and cancel_msg, lookers' holds (see
 	 * coil__task_suspend_mt); changes of name. Taken
 	 * before a waiter's source lock, never after; distinct from fut.lock
 	 * so that tasks awaiting each other cannot deadlock their
@@ -1035,8 +1037,7 @@ static inline int coil__suspend_check(coil_task_t **out)
 	/* The common case (a task, not closing, no cancellation pending)
 	 * without a call or a lock; everything else takes the slow path. */
 	if (__builtin_expect(c && (t = c->task) && !c->closing &&
-			     !atomic_load_explicit(&t->body->cancel,
-						   memory_order_relaxed), 1)) {
+			     !atomic_load_explicit(&t->cancel, memory_order_relaxed), 1)) {
 		*out = t;
 		return 0;
 	}
@@ -1089,18 +1090,23 @@ int coil__task_suspend_mt(coil__waiter_t *w);
  * Looks at another thread's task (coil__task_suspend_mt): whether
  * cancellers fence with membarrier (set once, before the first
  * multi-worker runtime starts: coil__cancel_fence_setup); under t's clock,
- * coil__task_hold sets `bits` (COIL__CANCEL_PENDING or 0) in b->cancel and,
- * where the task may be running on another thread, HELD too, with a
- * process-wide barrier after it; from then on the waiter read from
- * b->waiting stays valid until coil__task_unhold(b, returned value).
+ * coil__task_hold sets `bits` (COIL__CANCEL_PENDING or 0) in t->cancel
+ * and, where the task may be running on another thread, HELD too, with a
+ * process-wide barrier after it; from then on the body read from t->body
+ * (coil__task_body_held), and the waiter read from its `waiting`, stay
+ * valid until coil__task_unhold(t, returned value).
  */
 extern bool coil__cancel_fence_ok;
 void coil__cancel_fence_setup(void);
-bool coil__task_hold(coil_task_t *t, coil__task_body_t *b, uint8_t bits);
+bool coil__task_hold(coil_task_t *t, uint8_t bits);
+void coil__task_unhold(coil_task_t *t, bool held);
+static inline coil__task_body_t *coil__task_body_held(coil_task_t *t)
+{
+	return __atomic_load_n(&t->body, __ATOMIC_ACQUIRE);
+}
 /* coil_task_cancel(tasks[i], NULL) for each, with one barrier for all
  * (the tasks' owners keep them alive meanwhile). */
 void coil__task_cancel_all(coil_task_t **tasks, size_t n);
-void coil__task_unhold(coil__task_body_t *b, bool held);
 /* A cancellation pending at suspension: withdraws w and returns
  * -ECANCELED if nobody claimed it yet, else 0 (it is woken normally). */
 int coil__task_suspend_cancelled(coil__waiter_t *w);
@@ -1116,7 +1122,7 @@ static inline __attribute__((always_inline)) int
 coil__task_wait_begin(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 {
 	b->resume = c;
-	if (__builtin_expect(atomic_load_explicit(&b->cancel, memory_order_relaxed), 0)) {
+	if (__builtin_expect(atomic_load_explicit(&w->task->cancel, memory_order_relaxed), 0)) {
 		int rc = coil__task_suspend_cancelled(w);
 		if (rc)
 			return rc;
@@ -1204,7 +1210,7 @@ coil__task_wait_tail(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)
 }
 
 /* As coil__task_wait_tail, for a caller that has just seen no cancellation
- * pending (b->cancel) on this thread, with nothing run since: on one
+ * pending (t->cancel) on this thread, with nothing run since: on one
  * thread nothing else could have set it. */
 static inline __attribute__((always_inline)) int
 coil__task_wait_tail_checked(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c)

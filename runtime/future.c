@@ -681,7 +681,7 @@ int coil_await(coil_future_t *f, void **result)
 			     atomic_load_explicit(&f->state, memory_order_relaxed) ==
 				     COIL__F_PENDING, 1)) {
 		coil__task_body_t *b = t->body;
-		if (!atomic_load_explicit(&b->cancel, memory_order_relaxed))
+		if (!atomic_load_explicit(&t->cancel, memory_order_relaxed))
 			return coil__task_wait_tail_checked(&fwaiter_link(f, t, c, result)->w,
 							    b, c);
 	}

@@ -435,6 +435,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	t->id = task_id_take();
 	t->body = b;
 	atomic_init(&t->cancel_requests, 0);
+	atomic_init(&t->cancel, 0);
 	atomic_init(&t->clock.v, 0);
 	b->coro.task = t;
 	b->coro.ret_ctx = &loop->sched;
@@ -447,7 +448,6 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->resume = &b->coro;
 	atomic_init(&b->waiting, NULL);
 	b->tail = false;
-	atomic_init(&b->cancel, 0);
 	atomic_init(&b->cancel_woken, false);
 	b->started = false;
 	b->shared_handle = shared || me != loop;
@@ -580,6 +580,20 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	bool plain_ref = solo && !b->shared_handle;
 	if (solo) {
 		t->body = NULL;
+	} else if (coil__cancel_fence_ok &&
+		   !(atomic_load_explicit(&t->cancel, memory_order_relaxed) &
+		     COIL__CANCEL_HELD_MASK)) {
+		/* Lookers read the body only while they hold the task
+		 * (coil__task_hold): either one sees NULL, or this sees its
+		 * mark and waits until it is done. A hold seen already (a
+		 * cancellation this task may have ended on) takes the lock
+		 * below: the look sees the body then, and counts it. */
+		__atomic_store_n(&t->body, NULL, __ATOMIC_RELAXED);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&t->cancel, memory_order_acquire) & COIL__CANCEL_HELD_MASK) {
+			coil__spin_lock(&t->clock);
+			coil__spin_unlock(&t->clock);
+		}
 	} else {
 		coil__lock(&t->clock);
 		t->body = NULL;
@@ -619,7 +633,7 @@ bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 	coil_task_t *t = b->task;
 	/* No lock: a cancellation that lands after this look is delivered
 	 * at the task's first await. */
-	if (atomic_load_explicit(&b->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) {
+	if (atomic_load_explicit(&t->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) {
 		if (loop->debug)
 			coil__debug_task_never_ran(t);
 		task_finish(loop, t, -ECANCELED);
@@ -655,9 +669,8 @@ int coil__suspend_check_slow(void)
 		return COIL_EINVALSTATE;
 	if (c->closing)
 		return COIL_ECLOSED;
-	coil__task_body_t *b = t->body;
 	coil__lock(&t->clock);
-	bool cancel = atomic_fetch_and_explicit(&b->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+	bool cancel = atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
 						memory_order_relaxed) &
 		      COIL__CANCEL_PENDING;
 	coil__unlock(&t->clock);
@@ -674,16 +687,19 @@ int coil__suspend_check_slow(void)
  * the clock around publishing and withdrawing `waiting` gave both, at two
  * locked instructions per wait. Instead, where the kernel has membarrier
  * (coil__cancel_fence_ok), the order is made by the rare side: the task
- * stores `waiting` and then reads b->cancel with plain instructions; a
+ * stores `waiting` and then reads t->cancel with plain instructions; a
  * looker under the clock sets HELD (and PENDING, for a cancellation) in
- * b->cancel, makes every thread of the process execute a full barrier
+ * t->cancel, makes every thread of the process execute a full barrier
  * (coil__task_hold) and only then reads `waiting`. Either the task's store
  * came before that barrier and the looker sees the waiter, or the task's
  * read comes after it and sees the bit, and takes the clock: before it
  * sleeps (the old, locked check of a pending cancellation) or before it
  * returns from the wait (the waiter lives until the looker, which may
- * still hold it, lets go of the clock). Without membarrier every wait
- * takes the clock, as before.
+ * still hold it, lets go of the clock). The task's end (task_finish)
+ * clears t->body the same way: a looker reads the body only once it holds
+ * the task, and an end that sees the mark waits for the clock before the
+ * body is recycled. Without membarrier every wait and every end takes the
+ * clock, as before.
  */
 int coil__task_suspend_mt(coil__waiter_t *w)
 {
@@ -710,14 +726,14 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	/* Only the compiler's order: the hardware's comes from the looker's
 	 * membarrier (above). */
 	atomic_signal_fence(memory_order_seq_cst);
-	if (!fenced || __builtin_expect(atomic_load_explicit(&b->cancel, memory_order_relaxed), 0)) {
+	if (!fenced || __builtin_expect(atomic_load_explicit(&t->cancel, memory_order_relaxed), 0)) {
 		coil__spin_lock(&t->clock);
-		if ((atomic_load_explicit(&b->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
+		if ((atomic_load_explicit(&t->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
 		    coil__waiter_claim(w)) {
 			/* Cancelled by another thread since coil__suspend_check:
 			 * nobody can wake w now, so withdraw it and deliver the
 			 * cancellation. */
-			atomic_fetch_and_explicit(&b->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+			atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
 						  memory_order_relaxed);
 			atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
 			c->state = COIL_CORO_RUNNING;
@@ -734,7 +750,7 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	atomic_store_explicit(&b->cancel_woken, false, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	/* Acquire: a looker that let go (clearing HELD) is done with w. */
-	if (!fenced || __builtin_expect(atomic_load_explicit(&b->cancel, memory_order_acquire), 0)) {
+	if (!fenced || __builtin_expect(atomic_load_explicit(&t->cancel, memory_order_acquire), 0)) {
 		/* A looker may still hold w: it lives until the looker is
 		 * done. */
 		coil__spin_lock(&t->clock);
@@ -759,26 +775,34 @@ void coil__cancel_fence_setup(void)
 
 /* The first half of coil__task_hold: sets the bits; returns whether the
  * barrier must follow (then HELD is among them). */
-static bool task_mark(coil_task_t *t, coil__task_body_t *b, uint8_t bits)
+static bool task_mark(coil_task_t *t, uint8_t bits)
 {
 	/* Not for a task of a loop alone (its cancellers run on its thread)
 	 * nor for the caller's own task (it runs here, not waiting). */
 	coil_coro_t *c = coil__cur;
 	bool fence = coil__cancel_fence_ok && coil__mt() && !t->fut.loop->alone &&
 		     !(c && c->task == t);
-	if (bits)
-		atomic_fetch_or_explicit(&b->cancel, bits, memory_order_relaxed);
-	if (fence) {
-		uint8_t was = atomic_fetch_add_explicit(&b->cancel, COIL__CANCEL_HELD,
-							memory_order_relaxed);
+	if (!fence) {
+		if (bits)
+			atomic_fetch_or_explicit(&t->cancel, bits, memory_order_relaxed);
+		return false;
+	}
+	/* The bits and the hold in one step: a task that sees PENDING and
+	 * ends on it finds the hold too, and its end waits for the look
+	 * (task_finish), which then counts the request it delivered. */
+	uint8_t was = atomic_load_explicit(&t->cancel, memory_order_relaxed);
+	do {
 		/* Two holders at most (core.h): more is a bug, not load. */
 		if ((was & COIL__CANCEL_HELD_MASK) == COIL__CANCEL_HELD_MASK) {
 			fprintf(stderr, "coil: too many holders of task %llu\n",
 				(unsigned long long)t->id);
 			abort();
 		}
-	}
-	return fence;
+	} while (!atomic_compare_exchange_weak_explicit(&t->cancel, &was,
+						       (uint8_t)((was | bits) + COIL__CANCEL_HELD),
+						       memory_order_relaxed,
+						       memory_order_relaxed));
+	return true;
 }
 
 /* Every thread of the process executes a full barrier before this
@@ -795,18 +819,18 @@ static void cancel_fence(void)
 	}
 }
 
-bool coil__task_hold(coil_task_t *t, coil__task_body_t *b, uint8_t bits)
+bool coil__task_hold(coil_task_t *t, uint8_t bits)
 {
-	bool held = task_mark(t, b, bits);
+	bool held = task_mark(t, bits);
 	if (held)
 		cancel_fence();
 	return held;
 }
 
-void coil__task_unhold(coil__task_body_t *b, bool held)
+void coil__task_unhold(coil_task_t *t, bool held)
 {
 	if (held)
-		atomic_fetch_sub_explicit(&b->cancel, COIL__CANCEL_HELD, memory_order_release);
+		atomic_fetch_sub_explicit(&t->cancel, COIL__CANCEL_HELD, memory_order_release);
 }
 
 int coil__wait_in_list_mt(coil__list_t *list, coil__spin_t *lock, coil_task_t *t,
@@ -824,7 +848,7 @@ int coil__task_suspend_cancelled(coil__waiter_t *w)
 {
 	if (!coil__waiter_claim(w))
 		return 0;
-	atomic_fetch_and_explicit(&w->task->body->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+	atomic_fetch_and_explicit(&w->task->cancel, (uint8_t)~COIL__CANCEL_PENDING,
 				  memory_order_relaxed);
 	w->cancel(w);
 	return -ECANCELED;
@@ -857,75 +881,83 @@ void coil__waiter_wake_mt(coil__waiter_t *w)
 
 /*
  * A cancellation in two halves, so that many can share one barrier
- * (coil__task_cancel_all). The first, under t's clock: counts the request
- * and marks the task (NULL if it is done); as asyncio, a task already
- * woken by a cancellation gets one CancelledError however often it is
- * cancelled before it runs, while cancelling() counts every request.
- * Pending is set before the look at its wait (coil__task_suspend_mt): a
- * task that publishes a wait the look misses finds it.
+ * (coil__task_cancel_all), both under t's clock. The first marks the task
+ * pending (and held) before the barrier: a task that publishes a wait the
+ * look below misses finds the mark (coil__task_suspend_mt).
  */
-static coil__task_body_t *cancel_mark(coil_task_t *t, const char *msg, bool *held)
+static bool cancel_mark(coil_task_t *t)
 {
-	coil__task_body_t *b = t->body;
-	if (!b)
-		return NULL;
+	return task_mark(t, COIL__CANCEL_PENDING);
+}
+
+/*
+ * The second, after the barrier where `held`, which lets go of the clock:
+ * false if the task is done. Else counts the request and wakes the task if
+ * it waits (that delivers it) or leaves it pending for its next await. As
+ * asyncio, a task already woken by a cancellation gets one CancelledError
+ * however often it is cancelled before it runs (the mark is taken back),
+ * while cancelling() counts every request. The mark is set again under
+ * the clock, where it was taken back by another canceller meanwhile (the
+ * task has run since): the hold since before the barrier still makes a
+ * wait published after the look find it.
+ */
+static bool cancel_look(coil_task_t *t, bool held, const char *msg)
+{
+	coil__task_body_t *b = coil__task_body_held(t);
+	if (!b) {
+		coil__task_unhold(t, held);
+		coil__unlock(&t->clock);
+		return false;
+	}
 	atomic_fetch_add_explicit(&t->cancel_requests, 1, memory_order_relaxed);
 	if (msg) {
 		coil__strfree(b->cancel_msg);
 		b->cancel_msg = coil__strdup(msg);
 	}
-	bool woken = atomic_load_explicit(&b->cancel_woken, memory_order_relaxed);
-	*held = task_mark(t, b, woken ? 0 : COIL__CANCEL_PENDING);
-	return b;
-}
-
-/* The second half, under t's clock, which it lets go of, after the barrier
- * where `held`: wakes the task if it waits (that delivers the request),
- * else leaves the request pending for its next await. */
-static void cancel_look(coil_task_t *t, coil__task_body_t *b, bool held)
-{
+	if (atomic_load_explicit(&b->cancel_woken, memory_order_relaxed))
+		atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+					  memory_order_relaxed);
+	else
+		atomic_fetch_or_explicit(&t->cancel, COIL__CANCEL_PENDING, memory_order_relaxed);
 	coil__waiter_t *w = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	if (w && coil__waiter_claim(w)) {
 		/* This wake delivers it: nothing stays pending. */
-		atomic_fetch_and_explicit(&b->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+		atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
 					  memory_order_relaxed);
 		atomic_store_explicit(&b->cancel_woken, true, memory_order_relaxed);
-		coil__task_unhold(b, held);
+		coil__task_unhold(t, held);
 		coil__unlock(&t->clock);
 		/* Claimed: the task cannot run before our wake, so w lives. */
 		w->cancel(w);
 		coil__waiter_wake(w, -ECANCELED);
 	} else {
-		coil__task_unhold(b, held);
+		coil__task_unhold(t, held);
 		coil__unlock(&t->clock);
 	}
+	return true;
 }
 
 bool coil_task_cancel(coil_task_t *t, const char *msg)
 {
 	coil__lock(&t->clock);
-	bool held;
-	coil__task_body_t *b = cancel_mark(t, msg, &held);
-	if (!b) {
+	/* A done task needs no mark, nor a barrier (its body only goes away;
+	 * the look below checks again). */
+	if (!coil__task_body_held(t)) {
 		coil__unlock(&t->clock);
 		return false;
 	}
+	bool held = cancel_mark(t);
 	if (held)
 		cancel_fence();
-	cancel_look(t, b, held);
-	return true;
+	return cancel_look(t, held, msg);
 }
 
 void coil__task_cancel_all(coil_task_t **tasks, size_t n)
 {
-	/* Through the bodies' `all` links is not possible here (the tasks
-	 * are the caller's list): each task's body and whether it was held
-	 * go in a scratch array, or one by one without it. */
-	struct marked {
-		coil__task_body_t *b;
-		bool held;
-	} *m = n > 1 ? malloc(n * sizeof(*m)) : NULL;
-	if (!m) {
+	/* Whether each was held goes in a scratch array, or, without one,
+	 * the tasks are cancelled one by one. */
+	bool *held = n > 1 ? malloc(n * sizeof(*held)) : NULL;
+	if (!held) {
 		for (size_t i = 0; i < n; i++)
 			coil_task_cancel(tasks[i], NULL);
 		return;
@@ -933,26 +965,17 @@ void coil__task_cancel_all(coil_task_t **tasks, size_t n)
 	bool fence = false;
 	for (size_t i = 0; i < n; i++) {
 		coil__lock(&tasks[i]->clock);
-		m[i].b = cancel_mark(tasks[i], NULL, &m[i].held);
+		held[i] = cancel_mark(tasks[i]);
 		coil__unlock(&tasks[i]->clock);
-		fence |= m[i].held;
+		fence |= held[i];
 	}
 	if (fence)
 		cancel_fence();
 	for (size_t i = 0; i < n; i++) {
-		coil_task_t *t = tasks[i];
-		if (!m[i].b)
-			continue;
-		coil__lock(&t->clock);
-		/* Ended meanwhile (its body may be another task's by now):
-		 * nothing to wake, nor to let go of. */
-		if (t->body != m[i].b) {
-			coil__unlock(&t->clock);
-			continue;
-		}
-		cancel_look(t, m[i].b, m[i].held);
+		coil__lock(&tasks[i]->clock);
+		cancel_look(tasks[i], held[i], NULL);
 	}
-	free(m);
+	free(held);
 }
 
 static void mark_closing(coil__task_body_t *b)
@@ -970,10 +993,12 @@ void coil__task_force_close(coil_task_t *t)
 	 * at once, so one more step runs the body to its end. On a runtime
 	 * the coroutines are only touched once the waiter is claimed: until
 	 * then another worker may be running the task. The body is read
-	 * under the cancellation lock, which keeps it from being recycled. */
+	 * while the task is held, which keeps it from being recycled. */
 	coil__lock(&t->clock);
-	coil__task_body_t *b = t->body;
+	bool held = coil__task_hold(t, 0);
+	coil__task_body_t *b = coil__task_body_held(t);
 	if (!b) {
+		coil__task_unhold(t, held);
 		coil__unlock(&t->clock);
 		return;
 	}
@@ -983,10 +1008,9 @@ void coil__task_force_close(coil_task_t *t)
 	bool shared = t->fut.loop->rt != NULL;
 	if (!shared)
 		mark_closing(b);
-	bool held = coil__task_hold(t, b, 0);
 	coil__waiter_t *w = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	if (w && coil__waiter_claim(w)) {
-		coil__task_unhold(b, held);
+		coil__task_unhold(t, held);
 		coil__unlock(&t->clock);
 		if (shared)
 			mark_closing(b); /* claimed: it cannot run, nor end */
@@ -994,7 +1018,7 @@ void coil__task_force_close(coil_task_t *t)
 		coil__waiter_wake(w, COIL_ECLOSED);
 		return;
 	}
-	coil__task_unhold(b, held);
+	coil__task_unhold(t, held);
 	coil__unlock(&t->clock);
 }
 
@@ -1010,8 +1034,8 @@ int coil_task_uncancel(coil_task_t *t)
 	int n = atomic_load_explicit(&t->cancel_requests, memory_order_relaxed);
 	if (n > 0) {
 		atomic_store_explicit(&m->cancel_requests, --n, memory_order_relaxed);
-		if (n == 0 && t->body)
-			atomic_fetch_and_explicit(&t->body->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+		if (n == 0)
+			atomic_fetch_and_explicit(&m->cancel, (uint8_t)~COIL__CANCEL_PENDING,
 						  memory_order_relaxed);
 	}
 	coil__unlock(&m->clock);

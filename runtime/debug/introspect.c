@@ -204,15 +204,17 @@ NO_SAN static void task_look(coil_task_t *t, look_t *lk, void **frames,
 	walk_t w = { frames, frames ? max : 0, 0, false };
 	coil_coro_t *cur = coil__cur;
 	coil__lock(&t->clock);
-	coil__task_body_t *b = t->body;
+	/* Held (coil__task_hold): the body and its waiter stay valid while
+	 * we look. */
+	bool held = coil__task_hold(t, 0);
+	coil__task_body_t *b = coil__task_body_held(t);
 	if (!b) {
+		coil__task_unhold(t, held);
 		coil__unlock(&t->clock);
 		lk->state = COIL_TASK_DONE;
 		return;
 	}
 	bool mt = coil__mt();
-	/* Held (coil__task_hold): the waiter stays valid while we look. */
-	bool held = coil__task_hold(t, b, 0);
 	coil__waiter_t *wt = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	uint8_t rs = atomic_load_explicit(&b->rstate, memory_order_acquire);
 	lk->created = RACY(b->created);
@@ -260,7 +262,7 @@ NO_SAN static void task_look(coil_task_t *t, look_t *lk, void **frames,
 		else if (frames)
 			walk_task(&w, b->resume, &b->coro, 0);
 	}
-	coil__task_unhold(b, held);
+	coil__task_unhold(t, held);
 	coil__unlock(&t->clock);
 	if (lk->nframes == 0)
 		lk->nframes = (int)(w.n < w.max ? w.n : w.max);
