@@ -10,6 +10,8 @@
  * the two sides race, so the victim's state during the race is known.
  */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -523,6 +525,64 @@ TEST(cancel_racing_the_end_of_a_wait)
 	race_drive(resume_body, NULL);
 }
 
+/*
+ * The membarrier registration (runtime/task.c, cancel_fence_init) is made
+ * once per process and belongs to the address space, which fork(2) copies:
+ * a runtime made in a child (a server that forks its workers after setting
+ * up) cancels a task of another worker with the barrier, which would fail
+ * with EPERM, and stop the program, if the child had no registration.
+ */
+static int forked_victim(void *arg, void **result)
+{
+	(void)result;
+	coil_event_t *ev = arg;
+	return coil_event_wait(ev);
+}
+
+static int forked_main(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	coil_event_t *ev;
+	ASSERT_EQ(coil_event_create(&ev), 0);
+	coil_task_t *t;
+	ASSERT_EQ(coil_spawn(&t, forked_victim, ev, NULL), 0);
+	for (int i = 0; i < 100; i++)
+		ASSERT_EQ(coil_sleep(0), 0);
+	ASSERT(coil_task_cancel(t, NULL));
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), -ECANCELED);
+	coil_task_detach(t);
+	ASSERT_EQ(coil_event_destroy(ev), 0);
+	return 0;
+}
+
+TEST(cancel_in_a_forked_child)
+{
+	/* TSan does not follow threads started after a fork of a process
+	 * that has threads. */
+	if (TEST_TSAN)
+		TEST_SKIP("threads after fork under TSan");
+	/* The parent sets the barrier up first, as a server that forks its
+	 * workers after making a runtime would. */
+	coil_runtime_t *rt = test_runtime_new(2);
+	ASSERT_EQ(coil_runtime_block_on(rt, forked_main, NULL, NULL), 0);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		coil_runtime_t *c = test_runtime_new(2);
+		int rc = coil_runtime_block_on(c, forked_main, NULL, NULL);
+		if (rc == 0)
+			rc = coil_runtime_shutdown(c, COIL_FOREVER);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	int st;
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT(WIFEXITED(st));
+	ASSERT_EQ(WEXITSTATUS(st), 0);
+}
+
 TEST_LIST(
 	TEST_ENTRY(cancel_from_two_workers_at_once),
 	TEST_ENTRY(uncancel_racing_a_cancel_from_another_worker),
@@ -530,4 +590,5 @@ TEST_LIST(
 	TEST_ENTRY(unpin_leaves_a_timeout_scopes_pin),
 	TEST_ENTRY(task_locals_copied_at_spawn_on_both_workers),
 	TEST_ENTRY(cancel_racing_the_start_of_a_wait),
-	TEST_ENTRY(cancel_racing_the_end_of_a_wait))
+	TEST_ENTRY(cancel_racing_the_end_of_a_wait),
+	TEST_ENTRY(cancel_in_a_forked_child))
