@@ -272,7 +272,7 @@ COIL_API int coil_aiter_islice(coil_aiter_t **out, coil_aiter_t *src,
  * outs[0..n-1] (each destroyed by the caller, in any order). Values one
  * iterator has read and another not yet are buffered (so they must be
  * stable); the buffer holds only those. Once made, src must be read only
- * through them. n 0 makes none.
+ * through them. n 0 makes none. On -ENOMEM every outs[i] is NULL.
  */
 COIL_API int coil_aiter_tee(coil_aiter_t **outs, size_t n, coil_aiter_t *src);
 

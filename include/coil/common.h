@@ -114,7 +114,8 @@ COIL_API const char *coil_err_name(int err);
  */
 COIL_API int coil_errorf(const char *fmt, ...) COIL_PRINTF(1, 2);
 
-/* Returns the library version as MAJOR*10000 + MINOR*100 + PATCH. */
+/* Returns the library version as MAJOR*10000 + MINOR*100 + PATCH. Any
+ * thread. */
 COIL_API int coil_version(void);
 
 #ifdef __cplusplus

@@ -265,9 +265,12 @@ COIL_API int coil_taskgroup_enter(coil_taskgroup_t *tg);
  * Spawns fn(arg, &result) as a child of the group (opts as coil_spawn,
  * NULL for defaults). If out is not NULL, *out gets a reference to the task
  * that the caller drops with coil_task_detach(); the group holds its own
- * until the child is done. Returns 0; COIL_EINVALSTATE if the group was not
- * entered; COIL_ECLOSED if it is finished, or aborting after a failure or a
- * cancellation (asyncio's "is shutting down"); or coil_spawn's error.
+ * until the child is done. Returns 0; -EINVAL (tg or fn NULL);
+ * COIL_EINVALSTATE if the group was not entered; COIL_ECLOSED if it is
+ * finished, or aborting after a failure or a cancellation (asyncio's "is
+ * shutting down"); -ENOMEM; or coil_loop_create_task's error. A child
+ * starts on the calling thread's running loop (the spawning task's
+ * worker), else on the parent's loop.
  */
 COIL_API int coil_taskgroup_spawn(coil_taskgroup_t *tg, coil_task_t **out,
 				  coil_fn fn, void *arg,
@@ -286,7 +289,7 @@ COIL_API int coil_taskgroup_spawn(coil_taskgroup_t *tg, coil_task_t **out,
  * being cancelled from outside the group and nothing failed; COIL_ECLOSED
  * when the loop force-closes the parent or the group is destroyed
  * meanwhile. COIL_EINVALSTATE if not entered, already left, or called by
- * another task.
+ * another task; -EINVAL for tg NULL.
  */
 COIL_API int coil_taskgroup_wait(coil_taskgroup_t *tg, int status);
 

@@ -59,12 +59,14 @@ COIL_API int coil_coro_create(coil_coro_t **out, coil_fn fn, void *arg,
  *   COIL_EDONE   it returned 0; *out gets its result (still owned by the
  *                coroutine: see coil_coro_result);
  *   < 0          it returned that error; or COIL_EINVALSTATE if it is
- *                running, closed, or suspended in an await; or -ENOMEM
- *                on the first resume when its stack cannot be had (a
- *                stack_size no mapping can meet, say): it stays
- *                created.
- * The calling thread must be the one the coroutine last ran on, or the
- * coroutine must not have started.
+ *                running, closed, or suspended in an await, or is a
+ *                task's own coroutine (coil_task_coro: only its loop
+ *                resumes it); or -ENOMEM on the first resume when its
+ *                stack cannot be had (a stack_size no mapping can meet,
+ *                say): it stays created; or -EINVAL for c NULL.
+ * The value handed in and the one handed out are borrowed pointers: the
+ * coroutine neither copies nor frees them. The calling thread must be the
+ * one the coroutine last ran on, or the coroutine must not have started.
  */
 COIL_API int coil_coro_resume(coil_coro_t *c, void *value, void **out);
 
@@ -72,7 +74,8 @@ COIL_API int coil_coro_resume(coil_coro_t *c, void *value, void **out);
  * Like coil_coro_resume, but the coroutine's pending coil_coro_yield returns
  * the error `err` (a negative code) instead of a value: Python's throw().
  * Throwing into a coroutine that has not started closes it without running it
- * and returns err. Returns as coil_coro_resume.
+ * and returns err. Returns as coil_coro_resume, and -EINVAL if err is not
+ * negative (nothing is thrown then).
  */
 COIL_API int coil_coro_throw(coil_coro_t *c, int err, void **out);
 
@@ -82,13 +85,20 @@ COIL_API int coil_coro_throw(coil_coro_t *c, int err, void **out);
  * COIL_ECLOSED, and so does every yield or await it attempts afterwards, at
  * once, so that its cleanup runs to the end. Returns 0; or COIL_EINVALSTATE if
  * it tried to yield a value while closing (Python's "generator ignored
- * GeneratorExit") or is running. Closing a closed coroutine returns 0.
+ * GeneratorExit"; it is closed all the same), or, without touching it, if
+ * it is running, suspended in an await, or a task's own coroutine; or
+ * -EINVAL for c NULL. Closing a closed coroutine returns 0. Same thread
+ * rule as coil_coro_resume.
  */
 COIL_API int coil_coro_close(coil_coro_t *c);
 
 /*
  * Closes the coroutine if needed (see coil_coro_close), runs the result
- * destructor if a result is still owned, and frees it. NULL is allowed.
+ * destructor if a result is still owned, and frees it, name included. NULL
+ * is allowed. Only for a coroutine from coil_coro_create that is not
+ * running and not suspended in an await (it would be freed under the task
+ * that resumes it later); never for a task's coroutine. Same thread rule
+ * as coil_coro_resume.
  */
 COIL_API void coil_coro_destroy(coil_coro_t *c);
 
@@ -101,7 +111,8 @@ COIL_API const char *coil_coro_state_name(coil_coro_state_t s);
 /*
  * Takes the result of a coroutine that returned 0: the value is handed to the
  * caller, who becomes its owner (the destructor will no longer run on it).
- * Returns 0, or COIL_EINVALSTATE if it has not returned 0.
+ * Returns 0, or COIL_EINVALSTATE if it has not returned 0, its result was
+ * taken already, or c is NULL (*result is left alone then).
  */
 COIL_API int coil_coro_take_result(coil_coro_t *c, void **result);
 
@@ -110,7 +121,9 @@ COIL_API int coil_coro_take_result(coil_coro_t *c, void **result);
  * resumed again. Returns 0 and writes the value sent by the next resume to
  * *sent (if not NULL); returns the error passed to coil_coro_throw; returns
  * COIL_ECLOSED at once (without suspending) while the coroutine is being
- * closed; returns COIL_EINVALSTATE if not called from inside a coroutine.
+ * closed; returns COIL_EINVALSTATE if not called from inside a coroutine,
+ * or from a task's own body (a task awaits; only a coroutine it runs may
+ * yield). `value` is handed over as it is, not copied.
  */
 COIL_API int coil_coro_yield(void *value, void **sent);
 
@@ -127,7 +140,9 @@ COIL_API size_t coil_stack_default_size(void);
 /*
  * Sets the process-wide default stack size (rounded up to whole pages).
  * Returns 0, or -EINVAL below 16 KiB or above 1 TiB (nothing changes
- * then). Call before creating coroutines.
+ * then). Call before creating coroutines, tasks or loops: the value is a
+ * plain variable, read without synchronisation, so set it while no other
+ * thread may be creating them.
  */
 COIL_API int coil_stack_set_default_size(size_t size);
 

@@ -121,7 +121,7 @@ typedef enum coil_task_state {
 	COIL_TASK_DONE = 4     /* finished: result, error or cancelled */
 } coil_task_state_t;
 
-/* Returns a static name for a state: "created", "ready", ... */
+/* Returns a static name for a state: "created", "ready", ... Any thread. */
 COIL_API const char *coil_task_state_name(coil_task_state_t s);
 
 /* What coil_task_get_info reports about one task. */
@@ -187,12 +187,13 @@ COIL_API int coil_dump_tasks(FILE *f);
  * Turns debug mode on or off for the loop (asyncio's loop.set_debug): the
  * checks listed at the top of this file that concern its tasks, and the
  * coroutines and generators destroyed on its thread. For a runtime, set
- * opts->debug when making it (or call this on each worker's loop). From the
- * loop's thread.
+ * opts->debug when making it (or call this on each worker's loop). NULL and
+ * a runtime's COIL_ANY_WORKER stand-in are ignored. From the loop's thread.
  */
 COIL_API void coil_loop_set_debug(coil_loop_t *loop, bool enabled);
 
-/* Returns whether debug mode is on for the loop (asyncio's get_debug). */
+/* Returns whether debug mode is on for the loop (asyncio's get_debug);
+ * false for NULL and the COIL_ANY_WORKER stand-in. Any thread. */
 COIL_API bool coil_loop_get_debug(const coil_loop_t *loop);
 
 /*
@@ -344,7 +345,8 @@ typedef struct coil_trace_opts {
 COIL_API int coil_trace_start(const char *path, const coil_trace_opts_t *opts);
 
 /* As coil_trace_start, writing to f, which stays the caller's: it is
- * flushed, not closed, by coil_trace_stop. */
+ * flushed, not closed, by coil_trace_stop, and must stay open until then.
+ * Returns 0, -EINVAL (f NULL), -EBUSY or -ENOTSUP. Any thread. */
 COIL_API int coil_trace_start_file(FILE *f, const coil_trace_opts_t *opts);
 
 /*

@@ -112,8 +112,15 @@ COIL_API void coil_thread_pool_opts_init(coil_thread_pool_opts_t *opts);
 
 /*
  * Creates a thread pool executor (no thread is started until the first
- * job). opts may be NULL. *out gets a reference. Returns 0, -EINVAL (out
- * NULL, a negative idle timeout other than COIL_FOREVER) or -ENOMEM.
+ * job). opts may be NULL; its thread name is copied. *out gets a
+ * reference. Returns 0, -EINVAL (out NULL, a negative idle timeout other
+ * than COIL_FOREVER), -ENOMEM, or the error of initialising the pool's
+ * mutex or condition variable (-EAGAIN).
+ *
+ * A job is failed, not left waiting, when no pool thread runs and none can
+ * be started: its future ends with the error of starting the thread
+ * (pthread_create's, -EAGAIN typically, or -ENOMEM), and so do the jobs
+ * queued with it.
  */
 COIL_API int coil_thread_pool_create(coil_executor_t **out,
 				     const coil_thread_pool_opts_t *opts);
@@ -162,8 +169,12 @@ COIL_API unsigned coil_executor_threads(coil_executor_t *ex);
  *
  * Returns -ECANCELED when the task is cancelled while it waits: a job still
  * queued then never runs, a running one runs to its end (see the header's
- * comment). COIL_ECLOSED if the executor was shut down, -EINVAL (fn NULL),
- * -ENOMEM, COIL_EINVALSTATE outside a task. Task thread.
+ * comment). COIL_ECLOSED if the executor was shut down (or, for the
+ * default, its runtime or loop is closing) or the task's coroutine is
+ * being closed; -EINVAL (fn NULL); -ENOMEM; the error of starting a pool
+ * thread when none can be (see coil_thread_pool_create); COIL_EINVALSTATE
+ * outside a task. arg stays the caller's, borrowed by the job until it
+ * ends. Task thread.
  */
 COIL_API int coil_run_in_executor(coil_executor_t *ex, coil_fn fn, void *arg,
 				  void **result);

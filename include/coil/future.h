@@ -22,8 +22,10 @@
  * a future of a multi-worker runtime is resolved right there; one of a loop
  * that is the only one running its tasks (a standalone loop, a one-worker
  * runtime) is resolved on that loop's thread, to which the call hands it
- * (returning 0 once handed over, or -ENOMEM), so that its tasks' wake-ups
- * all happen on that thread.
+ * (returning 0 once handed over, -ENOMEM, or COIL_ECLOSED if the loop
+ * closed meanwhile), so that its tasks' wake-ups all happen on that
+ * thread. A task's future is the exception: it is cancelled only as
+ * coil_task_cancel allows (coil/task.h), never set.
  */
 #ifndef COIL_FUTURE_H
 #define COIL_FUTURE_H
@@ -36,8 +38,10 @@ extern "C" {
 
 /*
  * Creates a pending future on `loop` (NULL: the running loop, or the calling
- * thread's current loop). *out gets a new reference. Returns 0, -EINVAL if
- * there is no loop, -ENOMEM, or COIL_ECLOSED if the loop is closed.
+ * thread's current loop). *out gets a new reference, the caller's to drop
+ * with coil_future_release. Returns 0, -EINVAL (out NULL, no loop, or a
+ * runtime's COIL_ANY_WORKER stand-in, which owns no futures), -ENOMEM, or
+ * COIL_ECLOSED if the loop is closed.
  */
 COIL_API int coil_future_create(coil_future_t **out, coil_loop_t *loop);
 
@@ -60,7 +64,8 @@ COIL_API bool coil_future_cancelled(const coil_future_t *f);
  * if it was cancelled (or, for a task, cancellation was requested), false if
  * it was already done, or if, called from a thread other than the running
  * loop's, the hand-over to that loop could not be allocated (it stays
- * pending). Out of memory for the message, it is cancelled without one.
+ * pending; the same if that loop closed meanwhile). Out of memory for the
+ * message, it is cancelled without one.
  */
 COIL_API bool coil_future_cancel(coil_future_t *f, const char *msg);
 
@@ -90,8 +95,9 @@ COIL_API const char *coil_future_error_message(const coil_future_t *f);
  * (if dtor is not NULL) when its last reference goes. Returns 0;
  * COIL_EINVALSTATE if the future is done (the value stays the caller's) or is
  * a task; -ENOMEM from a thread other than the running loop's, whose
- * completion is handed to that loop, when the hand-over cannot be allocated
- * (the future stays pending and the value the caller's).
+ * completion is handed to that loop, when the hand-over cannot be allocated,
+ * or COIL_ECLOSED when that loop closed meanwhile (either way the future
+ * stays pending and the value the caller's).
  */
 COIL_API int coil_future_set_result(coil_future_t *f, void *value,
 				    coil_dtor dtor);
@@ -100,7 +106,8 @@ COIL_API int coil_future_set_result(coil_future_t *f, void *value,
  * Sets an error: `err` must be negative; `msg` (copied) may be NULL. Returns
  * 0, -EINVAL for err >= 0, COIL_EINVALSTATE if done or a task, or -ENOMEM
  * (copying msg, or as coil_future_set_result from another thread: the
- * future stays pending).
+ * future stays pending), or COIL_ECLOSED as coil_future_set_result. err
+ * -ECANCELED cancels the future (coil_future_cancelled is then true).
  */
 COIL_API int coil_future_set_exception(coil_future_t *f, int err,
 				       const char *msg);
@@ -108,7 +115,9 @@ COIL_API int coil_future_set_exception(coil_future_t *f, int err,
 /*
  * Adds a done-callback: cb(f, arg) runs on the future's loop, scheduled with
  * call_soon once the future is done (at once if it already is). Callbacks run
- * in the order they were added. Returns 0 or -ENOMEM.
+ * in the order they were added. Returns 0, -EINVAL (cb NULL) or -ENOMEM.
+ * arg is the caller's: it must stay valid until the callback has run or
+ * was removed.
  */
 COIL_API int coil_future_add_done_callback(coil_future_t *f, coil_done_cb cb,
 					   void *arg);

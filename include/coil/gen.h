@@ -223,15 +223,19 @@ COIL_API int coil_gen_yield_from(coil_gen_t *inner);
  * on `loop` (NULL: the current loop) and not running (no step of it is
  * under way, from a task on any worker). Called from a task of that loop
  * (for a runtime's worker loop: from any task of that runtime, on any
- * worker), it closes them in the calling task; called with the loop
- * stopped (from plain code on its thread), it runs the loop until that is
- * done. An error a generator's cleanup returns is reported to the loop's
- * exception handler, as asyncio does, and does not stop the others. Returns
- * the number of generators closed, -EINVAL if there is no such loop (or
- * it is a runtime's COIL_ANY_WORKER stand-in) or a task of another loop
- * (another runtime) calls it, -EBUSY if the loop runs
- * but the caller is not one of its tasks, COIL_ECLOSED if the loop is
- * closed. coil_loop_close() does this by itself before it closes the loop.
+ * worker), it closes them in the calling task; called with a standalone
+ * loop stopped (from plain code on its thread), it runs the loop until
+ * that is done. A runtime's worker loop is finalized only from a task of
+ * the runtime. An error a generator's cleanup returns is reported to the
+ * loop's exception handler, as asyncio does, and does not stop the others.
+ * Returns the number of generators closed; -EINVAL if there is no such
+ * loop (or it is a runtime's COIL_ANY_WORKER stand-in), a task of another
+ * loop (another runtime) calls it, or plain code calls it on a runtime's
+ * worker loop that is not running and has generators open; -EBUSY if the
+ * loop runs but the caller is not one of its tasks; COIL_ECLOSED if the
+ * loop is closed; when it runs a stopped loop, the errors of
+ * coil_loop_run_until_complete (-ENOMEM, ...). coil_loop_close() does this
+ * by itself before it closes the loop.
  */
 COIL_API int coil_loop_shutdown_asyncgens(coil_loop_t *loop);
 

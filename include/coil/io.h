@@ -21,7 +21,11 @@
  * below 0 or above IOV_MAX, an offset below -1, a NULL message, path or
  * output struct. Lengths above Linux's MAX_RW_COUNT (0x7ffff000) are cut to
  * it, as read(2) and write(2) do: the result is then a short count.
- * An opcode the kernel lacks gives -EOPNOTSUPP.
+ * An opcode the kernel lacks gives -EOPNOTSUPP. An operation that finds
+ * no room in the ring's submission queue, even after submitting and
+ * reaping to make some, returns -EAGAIN (or io_uring_enter's error) without
+ * having started; coil_splice, whose timeout is a timer of the loop, may
+ * return -ENOMEM when that timer cannot be queued.
  *
  * Timeouts: the last parameter of every operation is a relative timeout in
  * nanoseconds. COIL_FOREVER waits without limit. A positive timeout is a
@@ -204,9 +208,12 @@ COIL_API int coil_statx(int dirfd, const char *path, int flags,
  *
  * open: from a task; arms the accept on the calling worker's ring and pins
  * the calling task to that worker until it closes the acceptor. listen_fd
- * stays the caller's. Returns 0, -EBADF (a negative descriptor), -ENOMEM,
- * COIL_EINVALSTATE (not in a task) or -ECANCELED (a cancellation was
- * pending). A descriptor that is not open, or not a listening socket, is
+ * stays the caller's; *out gets the acceptor, the caller's to close.
+ * Returns 0, -EINVAL (out NULL), -EBADF (a negative descriptor), -ENOMEM,
+ * COIL_EINVALSTATE (not in a task), COIL_ECLOSED (the task's coroutine is
+ * being closed), -ECANCELED (a cancellation was pending), or -EAGAIN when
+ * the ring has no room (see above). A descriptor that is not open, or not
+ * a listening socket, is
  * the kernel's to refuse: next returns its error (-EBADF, -EINVAL, ...),
  * at each call, and close ends the acceptor as usual.
  *
@@ -217,7 +224,11 @@ COIL_API int coil_statx(int dirfd, const char *path, int flags,
  * how long to back off. Timeout as for the operations above (the wait, not
  * a linked timeout). A cancellation returns -ECANCELED and leaves any
  * connection that arrives meanwhile queued for the next call.
- * COIL_EINVALSTATE if another task is already waiting in next().
+ * COIL_EINVALSTATE if another task is already waiting in next() or the
+ * acceptor is being closed; COIL_ECLOSED when it is closed while this
+ * call waits; -EINVAL for a NULL acceptor or a bad timeout; outside a
+ * task, or with the task's coroutine being closed, as the operations
+ * above.
  *
  * close: cancels the armed accept, closes the queued connections, and
  * frees the acceptor (NULL is a no-op). From a task on the acceptor's

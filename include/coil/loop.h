@@ -54,20 +54,25 @@ COIL_API void coil_runtime_opts_init(coil_runtime_opts_t *opts);
  * its main task until it completes, cancels and finalizes what is left,
  * closes the loop and returns the main task's code. With opts->workers > 1
  * it makes a runtime of that many workers instead (see coil/runtime.h),
- * worker 0 on the calling thread, and shuts it down the same way. On 0 the result is handed
- * to the caller through *result (if not NULL), who then owns it (the spawn's
- * destructor is not run). opts may be NULL. Returns the task's code, or
- * -ENOMEM, -EBUSY (a loop is already running on this thread), or the error
- * of creating the ring (see coil_new_event_loop_opts).
+ * worker 0 on the calling thread, and shuts it down the same way. On 0 the
+ * result is handed to the caller through *result (if not NULL), who then
+ * owns it; with result NULL it is dropped without being freed (the main
+ * task has no result destructor). opts may be NULL. Returns the task's
+ * code, or -EINVAL (fn NULL), -ENOMEM, -EBUSY (a loop is already running
+ * on this thread), or the error of creating the ring (see
+ * coil_new_event_loop_opts); with several workers, the errors of
+ * coil_runtime_new and coil_runtime_block_on. Any thread that runs no
+ * loop; it blocks until the main task is done.
  */
 COIL_API int coil_run(coil_fn fn, void *arg, void **result,
 		      const coil_runtime_opts_t *opts);
 
 /*
  * Makes a loop driven from the calling thread (asyncio.new_event_loop). The
- * caller owns it and frees it with coil_loop_close(). Returns 0, -ENOMEM, or
- * a negative errno when io_uring cannot be set up (-ENOSYS or -EPERM when it
- * is disabled; a message on stderr says why and what to do).
+ * caller owns it and frees it with coil_loop_close(). Returns 0, -EINVAL
+ * (out NULL), -ENOMEM, or a negative errno when io_uring cannot be set up
+ * (-ENOSYS or -EPERM when it is disabled, -EMFILE; a message on stderr says
+ * why and what to do). Any thread.
  */
 COIL_API int coil_new_event_loop(coil_loop_t **out);
 
@@ -75,7 +80,9 @@ COIL_API int coil_new_event_loop(coil_loop_t **out);
 COIL_API int coil_new_event_loop_opts(coil_loop_t **out,
 				      const coil_runtime_opts_t *opts);
 
-/* Sets the calling thread's current loop (NULL clears it). */
+/* Sets the calling thread's current loop (NULL clears it). The loop stays
+ * the caller's; coil_loop_close clears it where it is current on the
+ * closing thread, other threads must clear it themselves. */
 COIL_API void coil_set_event_loop(coil_loop_t *loop);
 
 /* Returns the running loop of the calling thread, else its current loop set
@@ -87,20 +94,29 @@ COIL_API coil_loop_t *coil_get_running_loop(void);
 
 /*
  * Runs the loop until f is done, then returns f's code and writes its result
- * (borrowed) to *result. f must belong to this loop (else -EINVAL). Returns
- * -EBUSY if this or another loop is already running on the thread, COIL_ECLOSED if closed, or -EINTR if the loop was stopped
- * before f was done (asyncio raises RuntimeError there).
+ * (borrowed) to *result. f must belong to this loop (else -EINVAL; -EINVAL
+ * too for a runtime's worker loop, which its runtime runs). Returns -EBUSY
+ * if this or another loop is already running on the thread, COIL_ECLOSED
+ * if closed, -EINTR if the loop was stopped before f was done (asyncio
+ * raises RuntimeError there), -ENOMEM (the done-callback that stops the
+ * loop), or, run from another thread than before, the error of moving the
+ * ring to this thread (a descriptor or memory short). The caller keeps its
+ * reference to f.
  */
 COIL_API int coil_loop_run_until_complete(coil_loop_t *loop, coil_future_t *f,
 					  void **result);
 
-/* Runs the loop until coil_loop_stop(). Returns 0, -EBUSY or COIL_ECLOSED. */
+/* Runs the loop until coil_loop_stop(). Returns 0, -EINVAL (NULL, or a
+ * runtime's worker loop), -EBUSY, COIL_ECLOSED, or the error of moving
+ * the ring to this thread (as coil_loop_run_until_complete). */
 COIL_API int coil_loop_run_forever(coil_loop_t *loop);
 
 /*
  * Stops the loop after the current iteration: callbacks already scheduled for
  * it run, later ones wait for the next run. Called before a run, the next run
- * does one iteration and returns.
+ * does one iteration and returns. For a runtime's worker loop it stops the
+ * whole runtime (coil_runtime_stop), and may then be called from any
+ * thread.
  */
 COIL_API void coil_loop_stop(coil_loop_t *loop);
 
@@ -113,21 +129,27 @@ COIL_API bool coil_loop_is_closed(const coil_loop_t *loop);
 /*
  * Closes the loop: tasks still pending are cancelled and run until they end,
  * open callbacks are dropped, and the loop is freed. Refused with -EBUSY while
- * it runs. Returns 0. The loop pointer is invalid afterwards.
+ * it runs, and with -EINVAL for NULL or a runtime's worker loop (those
+ * close with coil_runtime_shutdown). Returns 0. The loop pointer is invalid
+ * afterwards (its memory lives on only while futures of it do).
  */
 COIL_API int coil_loop_close(coil_loop_t *loop);
 
 /* The loop's clock (CLOCK_MONOTONIC, or the virtual clock), in seconds.
- * NULL: the current loop. Any thread may read it. */
+ * NULL: the current loop, or CLOCK_MONOTONIC itself when the thread has
+ * none. Any thread may read it. */
 COIL_API double coil_loop_time(const coil_loop_t *loop);
 
-/* The loop's clock in nanoseconds. NULL: the current loop. */
+/* The loop's clock in nanoseconds; NULL as for coil_loop_time. Any
+ * thread. */
 COIL_API int64_t coil_loop_time_ns(const coil_loop_t *loop);
 
 /*
  * Schedules cb(arg) to run on a next iteration, FIFO. If out is not NULL,
  * *out gets a handle reference that can cancel it and must be released with
- * coil_handle_release(). Returns 0, -ENOMEM or COIL_ECLOSED. The loop's
+ * coil_handle_release(). arg stays the caller's and must stay valid until
+ * the callback ran or was cancelled. Returns 0, -EINVAL (loop or cb NULL),
+ * -ENOMEM or COIL_ECLOSED. The loop's
  * thread; for a runtime's worker loop called from another thread (a task
  * that moved to another worker since it took the pointer) it behaves as
  * coil_loop_call_soon_threadsafe when out is NULL and returns -EXDEV
@@ -137,11 +159,16 @@ COIL_API int64_t coil_loop_time_ns(const coil_loop_t *loop);
 COIL_API int coil_loop_call_soon(coil_loop_t *loop, coil_cb cb, void *arg,
 				 coil_handle_t **out);
 
-/* Schedules cb(arg) `delay_ns` from now (negative counts as 0). */
+/* Schedules cb(arg) `delay_ns` from now (negative counts as 0). out, arg
+ * and threads as for coil_loop_call_soon. Returns 0, -EINVAL (loop or cb
+ * NULL, or a runtime's COIL_ANY_WORKER stand-in, which has no timers),
+ * -EXDEV (see coil_loop_call_soon), -ENOMEM or COIL_ECLOSED. */
 COIL_API int coil_loop_call_later(coil_loop_t *loop, int64_t delay_ns,
 				  coil_cb cb, void *arg, coil_handle_t **out);
 
-/* Schedules cb(arg) at loop time `when_ns` (see coil_loop_time_ns). */
+/* Schedules cb(arg) at loop time `when_ns` (see coil_loop_time_ns); a time
+ * already passed runs it at the next iteration. Returns as
+ * coil_loop_call_later. */
 COIL_API int coil_loop_call_at(coil_loop_t *loop, int64_t when_ns, coil_cb cb,
 			       void *arg, coil_handle_t **out);
 

@@ -150,8 +150,8 @@ COIL_API coil_stream_t *coil_process_stderr(coil_process_t *p);
  * The exit status without waiting (asyncio's returncode, Popen.poll):
  * reaps the child if it has exited. Returns 0 and writes the status to
  * *returncode (if not NULL) once the child has exited; -EAGAIN while it
- * runs; -ECHILD if its status was taken by someone else (see above). Any
- * thread.
+ * runs; -ECHILD if its status was taken by someone else (see above);
+ * -EINVAL for p NULL. Any thread.
  */
 COIL_API int coil_process_returncode(coil_process_t *p, int *returncode);
 
@@ -160,8 +160,10 @@ COIL_API int coil_process_returncode(coil_process_t *p, int *returncode);
  * not NULL). Does not touch the pipes: a child blocked writing to a full
  * stdout pipe nobody reads never exits (read it, or use communicate).
  * Returns 0; -ETIMEDOUT (the child runs on; wait again, or kill it);
- * -ECANCELED; -ECHILD; COIL_EINVALSTATE outside a task; -EINVAL for a bad
- * timeout or p NULL. Any number of tasks may wait at once. Task only.
+ * -ECANCELED; -ECHILD; COIL_EINVALSTATE outside a task; COIL_ECLOSED while
+ * the task's coroutine is being closed; -EINVAL for a bad timeout or p
+ * NULL; -ENOMEM or another error of the wait's coil_poll or coil_sleep
+ * (see coil/io.h). Any number of tasks may wait at once. Task only.
  */
 COIL_API int coil_process_wait(coil_process_t *p, int *returncode,
 			       int64_t timeout_ns);
@@ -200,7 +202,8 @@ COIL_API int coil_process_communicate(coil_process_t *p, const void *input,
  * Sends signal sig to the child (pidfd_send_signal, which cannot hit
  * another process that reused the id). Returns 0; -ESRCH once the child
  * has been reaped (its exit status is known: it is gone); -EINVAL for a
- * bad signal. Any thread.
+ * bad signal or p NULL; or the errno of the kernel's refusal (-EPERM).
+ * Any thread.
  */
 COIL_API int coil_process_send_signal(coil_process_t *p, int sig);
 

@@ -57,13 +57,16 @@ typedef struct coil_runtime coil_runtime_t;
  * of that mask; opts->thread_name names the worker threads "<name>-<i>"
  * (default "coil").
  * The virtual clock needs one worker (-EINVAL otherwise).
- * Returns 0, -EINVAL, -ENOMEM or the error of setting up a worker's ring.
- * The caller owns the runtime and ends it with coil_runtime_shutdown().
+ * Returns 0, -EINVAL (also for out NULL), -ENOMEM, the error of pipe2 (a
+ * descriptor short) or of setting up a worker's ring; nothing is left on
+ * failure. The caller owns the runtime and ends it with
+ * coil_runtime_shutdown(). From the first runtime on, coil's objects take
+ * their locks for real in the whole process.
  */
 COIL_API int coil_runtime_new(coil_runtime_t **out,
 			      const coil_runtime_opts_t *opts);
 
-/* The number of workers. */
+/* The number of workers. rt must not be NULL. */
 COIL_API unsigned coil_runtime_workers(const coil_runtime_t *rt);
 
 /*
@@ -85,9 +88,10 @@ COIL_API coil_runtime_t *coil_current_runtime(void);
 COIL_API int coil_current_worker(void);
 
 /*
- * Starts every worker in a background thread. Returns 0, -EBUSY if it is
- * already running, or the error of creating a thread (the workers already
- * started are stopped again).
+ * Starts every worker in a background thread. Returns 0, -EINVAL (NULL),
+ * -EBUSY if it is already started or coil_runtime_block_on runs it, or
+ * the error of creating a thread (the workers already started are stopped
+ * again).
  */
 COIL_API int coil_runtime_start(coil_runtime_t *rt);
 
@@ -106,9 +110,12 @@ COIL_API int coil_runtime_spawn(coil_runtime_t *rt, coil_task_t **out,
  * Runs fn(arg) as the runtime's main task with worker 0 on the calling
  * thread and the others in background threads, until the task is done or
  * coil_runtime_stop() is called. Returns the task's code and writes its
- * result (the caller owns it) to *result; -EINTR if stopped first; -EBUSY if
- * the runtime is already running or the thread already runs a loop. The
- * workers stay up (idle) until coil_runtime_shutdown().
+ * result (the caller owns it; with result NULL it is dropped without being
+ * freed) to *result; -EINTR if stopped first; -EBUSY if the runtime is
+ * already running or the thread already runs a loop; -EINVAL (rt or fn
+ * NULL); -ENOMEM; the error of creating a worker thread or of moving worker
+ * 0's ring to the calling thread. The workers stay up (idle) until
+ * coil_runtime_shutdown(). Any thread that runs no loop.
  */
 COIL_API int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
 				   void **result);
@@ -126,7 +133,9 @@ COIL_API int coil_runtime_block_on(coil_runtime_t *rt, coil_fn fn, void *arg,
 COIL_API void coil_runtime_stop(coil_runtime_t *rt);
 
 /* Blocks until coil_runtime_stop() has been called (since the runtime last
- * ran again, if it did). For a plain thread. */
+ * ran again, if it did). For a plain thread. The runtime must outlive the
+ * wait: coil_runtime_shutdown does not end it (stop first, and shut down
+ * once the waiter has returned). */
 COIL_API void coil_runtime_wait_stopped(coil_runtime_t *rt);
 
 /*

@@ -197,8 +197,12 @@ COIL_API int coil_stream_write(coil_stream_t *s, const void *buf, size_t n);
  * taken it all (short sends are continued), waiting while the peer does
  * not read: this is the backpressure. On a timeout or cancellation the
  * bytes not sent stay buffered (call drain again); a connection error
- * (-EPIPE, -ECONNRESET) is kept and returned by every later write. Task
- * only (the writing task).
+ * (-EPIPE, -ECONNRESET) is kept and returned by every later write. Returns
+ * 0, -ETIMEDOUT, -ECANCELED, the connection error (kept, or met now),
+ * COIL_ECLOSED (the descriptor is closed and bytes are left), -EBUSY
+ * (another task is writing), -EINVAL (s NULL, a bad timeout), or, with
+ * bytes to send, COIL_EINVALSTATE outside a task. Task only (the writing
+ * task).
  */
 COIL_API int coil_stream_drain(coil_stream_t *s, int64_t timeout_ns);
 
@@ -249,7 +253,9 @@ COIL_API bool coil_stream_is_closing(const coil_stream_t *s);
  * then closes the descriptor, whatever the sending gave. Returns 0, or the
  * error that kept the buffered bytes from being sent (they are dropped).
  * A second call returns 0 at once. Must not run while another task reads
- * or writes the stream. Task only.
+ * or writes the stream: against a writer it returns -EBUSY without closing
+ * the descriptor (call it again). -EINVAL for s NULL or a bad timeout.
+ * Task only.
  */
 COIL_API int coil_stream_wait_closed(coil_stream_t *s, int64_t timeout_ns);
 
@@ -361,8 +367,10 @@ COIL_API size_t coil_server_connections(const coil_server_t *srv);
  * if every handler returned within the grace period, -ETIMEDOUT if some
  * had to be cancelled, -ECANCELED if the calling task was cancelled meanwhile
  * (the close still completes: the grace period ends at once), -EINVAL for
- * a negative grace other than COIL_FOREVER. A second call (from any task)
- * waits for the first one to finish and returns 0. Task only.
+ * srv NULL or a negative grace other than COIL_FOREVER, COIL_EINVALSTATE
+ * outside a task (nothing is done then). A second call (from any task)
+ * waits for the first one to finish and returns 0 (or -ECANCELED if it is
+ * cancelled while it waits). Task only.
  */
 COIL_API int coil_server_close(coil_server_t *srv, int64_t grace_ns);
 
@@ -371,7 +379,9 @@ COIL_API int coil_server_close(coil_server_t *srv, int64_t grace_ns);
  * closed (by coil_server_close from another task), then returns 0.
  * Returns -ECANCELED if the calling task is cancelled first; unlike
  * asyncio, the server is not closed then: the caller closes it with the
- * grace period of its choice. Any number of tasks may wait. Task only.
+ * grace period of its choice. -EINVAL for srv NULL, COIL_EINVALSTATE
+ * outside a task, COIL_ECLOSED while the task's coroutine is being closed.
+ * Any number of tasks may wait. Task only.
  */
 COIL_API int coil_server_serve_forever(coil_server_t *srv);
 

@@ -40,7 +40,10 @@
  * runtime exists). A priority queue's compare function runs under that
  * lock: it must be quick and must not call into the queue. Plain threads
  * outside the runtime hand work in with the thread-safe calls
- * (coil/threadsafe.h), not through these objects.
+ * (coil/threadsafe.h), not through these objects. "Loop thread" below
+ * means any thread running a loop of that runtime (a task or a callback
+ * there), or the thread of a standalone loop; "any thread" (the create
+ * calls) includes plain threads.
  *
  * This header compiles as C11 and as C++.
  */

@@ -17,7 +17,11 @@
  * clean up, may carry on, and ends cancelled if it returns -ECANCELED. A task
  * cancelled before it first runs never runs.
  *
- * Threads: all calls from the thread running the task's loop.
+ * Threads: calls are made from the thread running the task's loop or, for
+ * a task of a runtime, from any of the runtime's workers (a task may run
+ * on any of them), unless a function says otherwise. A plain thread hands
+ * work to a loop with coil/threadsafe.h (coil_run_coroutine_threadsafe,
+ * coil_loop_call_soon_threadsafe, concurrent futures) instead.
  */
 #ifndef COIL_TASK_H
 #define COIL_TASK_H
@@ -42,15 +46,25 @@ typedef struct coil_spawn_opts {
  * Spawns fn(arg, &result) as a task on the current loop (from inside a task
  * or a callback, or on the thread's current loop). The task first runs on a
  * later loop iteration. out NULL detaches it at once. opts may be NULL.
- * Goes through the loop's task factory if one is set. Returns 0, -EINVAL
- * (no loop), -ENOMEM or COIL_ECLOSED (the loop is closed). The stack is
+ * Goes through the loop's task factory if one is set (what the factory
+ * returns is returned). The name in opts is copied; arg is the task's,
+ * borrowed until it no longer uses it. Returns 0, -EINVAL (fn NULL, or no
+ * loop), -ENOMEM or COIL_ECLOSED (the loop is closed, or its runtime is
+ * shutting down and the caller is not one of its tasks). The stack is
  * taken when the task first runs: a task that gets none then ends with
  * -ENOMEM without running fn (reported as never retrieved if detached).
+ * On failure (of the default factory) nothing was made and *out is
+ * untouched.
  */
 COIL_API int coil_spawn(coil_task_t **out, coil_fn fn, void *arg,
 			const coil_spawn_opts_t *opts);
 
-/* As coil_spawn, on the given loop (asyncio's loop.create_task). */
+/*
+ * As coil_spawn, on the given loop (asyncio's loop.create_task); -EINVAL
+ * for loop NULL. On a runtime's COIL_ANY_WORKER stand-in it is
+ * coil_runtime_spawn. From the loop's thread, or for a runtime's loop any
+ * thread (as coil_runtime_spawn: the task is queued for the workers).
+ */
 COIL_API int coil_loop_create_task(coil_loop_t *loop, coil_task_t **out,
 				   coil_fn fn, void *arg,
 				   const coil_spawn_opts_t *opts);
@@ -64,12 +78,15 @@ typedef int (*coil_task_factory)(coil_loop_t *loop, coil_task_t **out,
 				 coil_fn fn, void *arg,
 				 const coil_spawn_opts_t *opts, void *factory_arg);
 
-/* The default way to create a task, for factories to call. */
+/* The default way to create a task, for factories to call: as
+ * coil_loop_create_task without the factory. */
 COIL_API int coil_task_factory_default(coil_loop_t *loop, coil_task_t **out,
 				       coil_fn fn, void *arg,
 				       const coil_spawn_opts_t *opts);
 
-/* Sets (NULL: resets to the default) the loop's task factory. */
+/* Sets (NULL: resets to the default) the loop's task factory; factory_arg
+ * is the caller's and must outlive the setting. A plain store: set it
+ * before tasks are spawned on the loop from other threads. */
 COIL_API void coil_loop_set_task_factory(coil_loop_t *loop,
 					 coil_task_factory factory, void *arg);
 
@@ -89,9 +106,13 @@ COIL_API coil_task_t *coil_future_task(coil_future_t *f);
 COIL_API void coil_task_detach(coil_task_t *t);
 
 /*
- * Requests cancellation with an optional message (copied). Returns true if
- * the task was not done (the request counts, see coil_task_cancelling),
- * false if it was.
+ * Requests cancellation with an optional message (copied; without memory
+ * for the copy the request counts without a message). Returns true if the
+ * task was not done (the request counts, see coil_task_cancelling), false
+ * if it was. Any worker of the task's runtime, or the loop's thread for a
+ * standalone loop; a plain thread cancels a task through
+ * coil_loop_call_soon_threadsafe or the concurrent future of
+ * coil_run_coroutine_threadsafe.
  */
 COIL_API bool coil_task_cancel(coil_task_t *t, const char *msg);
 
@@ -112,8 +133,9 @@ COIL_API int coil_task_uncancel(coil_task_t *t);
  */
 COIL_API const char *coil_task_get_name(const coil_task_t *t);
 
-/* Sets the task's name (copied; the previous one is freed, see
- * coil_task_get_name). Any thread. Returns 0 or -ENOMEM. */
+/* Sets the task's name (copied; NULL sets ""; the previous one is freed,
+ * see coil_task_get_name). Any thread. Returns 0 or -ENOMEM (the name is
+ * unchanged then). */
 COIL_API int coil_task_set_name(coil_task_t *t, const char *name);
 
 /* Returns the task's id: unique in the process, at least 1, increasing in spawn order on each thread. */
@@ -143,9 +165,12 @@ COIL_API size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks,
 
 /*
  * From inside a task: suspends it for `seconds` (asyncio.sleep). 0 yields
- * once to the loop. Returns 0, -ECANCELED if cancelled meanwhile, -EINVAL for
- * a negative or NaN duration, COIL_EINVALSTATE outside a task, -ENOMEM when
- * the timer cannot be queued (not for 0, which allocates nothing).
+ * once to the loop. Returns 0, -ECANCELED if cancelled meanwhile (or a
+ * cancellation was pending), -EINVAL for a negative or NaN duration,
+ * COIL_EINVALSTATE outside a task, COIL_ECLOSED while the task's coroutine
+ * is being closed, -ENOMEM when the timer cannot be queued (not for 0,
+ * which allocates nothing). A task sleeping on a timer stays on the worker
+ * that armed it until it wakes.
  */
 COIL_API int coil_sleep(double seconds);
 

@@ -27,9 +27,10 @@
  * has ended, so a caller may release its reference at any time.
  *
  * Threads: every call here may be made from any thread, unless it says
- * otherwise. Today each loop is driven by one thread; the multi-core
- * scheduler will let a coroutine handed to a runtime run on any worker
- * behind this same interface.
+ * otherwise. A coroutine handed to a runtime's worker loop runs as a task
+ * of that runtime and may move between its workers; one handed to
+ * coil_runtime_loop(rt, COIL_ANY_WORKER) starts on whichever worker takes
+ * it (coil/runtime.h).
  */
 #ifndef COIL_THREADSAFE_H
 #define COIL_THREADSAFE_H
@@ -65,11 +66,12 @@ typedef void (*coil_cfuture_cb)(coil_cfuture_t *f, void *arg);
  * waiting for the tasks: no task is created after that (COIL_ECLOSED), and
  * one created before is waited for or cancelled with the others.
  *
- * Returns 0; -EINVAL if loop or fn is NULL; -ENOMEM; COIL_ECLOSED if the
- * loop is already closed (only while the closed loop's memory is still
- * alive, which it is as long as futures of it are: a loop pointer is
- * invalid once coil_loop_close has freed it). Any thread, the loop's own
- * included.
+ * Returns 0; -EINVAL if loop or fn is NULL; -ENOMEM (or -EAGAIN, as
+ * coil_cfuture_create); COIL_ECLOSED if the loop is already closed (only
+ * while the closed loop's memory is still alive, which it is as long as
+ * futures of it are: a loop pointer is invalid once coil_loop_close has
+ * freed it). On failure fn never runs and *out is untouched. Any thread,
+ * the loop's own included.
  */
 COIL_API int coil_run_coroutine_threadsafe(coil_cfuture_t **out,
 					   coil_loop_t *loop, coil_fn fn,
@@ -90,8 +92,9 @@ COIL_API int coil_run_coroutine_threadsafe_opts(coil_cfuture_t **out,
  * Creates a pending concurrent future with no task behind it, for code that
  * completes it itself with coil_cfuture_set_result or
  * coil_cfuture_set_exception (a thread pool, say); coil_cfuture_cancel just
- * marks it cancelled. *out gets a reference. Returns 0, -EINVAL (out NULL)
- * or -ENOMEM. Any thread.
+ * marks it cancelled. *out gets a reference. Returns 0, -EINVAL (out NULL),
+ * -ENOMEM, or the error of initialising its mutex or condition variable
+ * (-EAGAIN). Any thread.
  */
 COIL_API int coil_cfuture_create(coil_cfuture_t **out);
 
@@ -112,7 +115,10 @@ COIL_API void coil_cfuture_release(coil_cfuture_t *f);
  * if f was cancelled. Returns -ETIMEDOUT if f is not done in time, -EINVAL
  * for f NULL or a negative timeout other than COIL_FOREVER, and -EDEADLK
  * when called with a non-zero timeout on the thread running the loop that
- * must complete f (it would wait for itself; Python hangs there).
+ * must complete f (it would wait for itself; Python hangs there). Only
+ * that loop is recognised: for a coroutine handed to COIL_ANY_WORKER, a
+ * worker of that runtime that waits is not refused, and blocks while the
+ * other workers run the task (on a runtime of one worker, for ever).
  *
  * Any thread; but called from a task it blocks that task's whole loop
  * while it waits.
