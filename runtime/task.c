@@ -881,13 +881,18 @@ void coil__waiter_wake_mt(coil__waiter_t *w)
 
 /*
  * A cancellation in two halves, so that many can share one barrier
- * (coil__task_cancel_all), both under t's clock. The first marks the task
- * pending (and held) before the barrier: a task that publishes a wait the
- * look below misses finds the mark (coil__task_suspend_mt).
+ * (coil__task_cancel_all), both under t's clock. The first holds the task
+ * before the barrier: from then on its waits and its end see the hold and
+ * take the clock (coil__task_suspend_mt, task_finish), so a wait the look
+ * below misses finds the request under the clock. It sets no PENDING: the
+ * request is made by the look alone. cancel_all lets go of the clock
+ * between the halves, and a task running on another worker meanwhile
+ * would take a PENDING set here at its next await, before the look, which
+ * (finding it woken by nothing) would deliver the same request again.
  */
 static bool cancel_mark(coil_task_t *t)
 {
-	return task_mark(t, COIL__CANCEL_PENDING);
+	return task_mark(t, 0);
 }
 
 /*
@@ -895,11 +900,10 @@ static bool cancel_mark(coil_task_t *t)
  * false if the task is done. Else counts the request and wakes the task if
  * it waits (that delivers it) or leaves it pending for its next await. As
  * asyncio, a task already woken by a cancellation gets one CancelledError
- * however often it is cancelled before it runs (the mark is taken back),
- * while cancelling() counts every request. The mark is set again under
- * the clock, where it was taken back by another canceller meanwhile (the
- * task has run since): the hold since before the barrier still makes a
- * wait published after the look find it.
+ * however often it is cancelled before it runs, while cancelling() counts
+ * every request. A task that ends on the PENDING set here (before its
+ * first step) finds the hold too, as the look still holds it, and its end
+ * waits for the look (task_finish).
  */
 static bool cancel_look(coil_task_t *t, bool held, const char *msg)
 {
@@ -914,10 +918,7 @@ static bool cancel_look(coil_task_t *t, bool held, const char *msg)
 		coil__strfree(b->cancel_msg);
 		b->cancel_msg = coil__strdup(msg);
 	}
-	if (atomic_load_explicit(&b->cancel_woken, memory_order_relaxed))
-		atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
-					  memory_order_relaxed);
-	else
+	if (!atomic_load_explicit(&b->cancel_woken, memory_order_relaxed))
 		atomic_fetch_or_explicit(&t->cancel, COIL__CANCEL_PENDING, memory_order_relaxed);
 	coil__waiter_t *w = atomic_load_explicit(&b->waiting, memory_order_acquire);
 	if (w && coil__waiter_claim(w)) {

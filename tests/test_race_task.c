@@ -583,6 +583,86 @@ TEST(cancel_in_a_forked_child)
 	ASSERT_EQ(WEXITSTATUS(st), 0);
 }
 
+/* --- the shutdown's cancellation of a task running on another worker ------ */
+
+/*
+ * A loop's shutdown cancels all its tasks with one barrier
+ * (coil__task_cancel_all): it marks them all, then looks at each. A task of
+ * the loop that runs on another worker meanwhile may take the request at
+ * its next await, before the look: the look must not deliver it again.
+ * The victim, homed on worker 0, moves to worker 1 (woken from there),
+ * pins itself and yields until it is cancelled, then yields on for a
+ * while: as asyncio, one request is one -ECANCELED.
+ */
+static struct {
+	atomic_int ready;
+	atomic_int first;  /* what the first failed yield returned */
+	atomic_int extra;  /* -ECANCELED seen after the first */
+	coil_loop_t *there;
+} sd;
+
+static void resolve_cb(void *arg)
+{
+	ASSERT_EQ(coil_future_set_result(arg, NULL, NULL), 0);
+	coil_future_release(arg);
+}
+
+static int moved_victim(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	while (coil_current_worker() != 1) {
+		coil_future_t *f;
+		ASSERT_EQ(coil_future_create(&f, NULL), 0);
+		ASSERT_EQ(coil_loop_call_soon_threadsafe(sd.there, resolve_cb,
+							 coil_future_ref(f)), 0);
+		ASSERT_EQ(coil_await(f, NULL), 0);
+		coil_future_release(f);
+	}
+	ASSERT_EQ(coil_task_pin(), 0);
+	atomic_store(&sd.ready, 1);
+	int rc;
+	while ((rc = coil_sleep(0)) == 0)
+		;
+	atomic_store(&sd.first, rc);
+	/* Long enough for the shutdown's look at this task to come (its
+	 * barrier is a system call), short of its next round. */
+	for (int i = 0; i < 2000; i++)
+		if (coil_sleep(0) == -ECANCELED)
+			atomic_fetch_add(&sd.extra, 1);
+	return rc;
+}
+
+/* Waits on worker 0 to be cancelled: the shutdown has two tasks to cancel
+ * there, which takes its batched path. */
+static int homed_sleeper(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return coil_sleep(3600);
+}
+
+TEST(shutdown_cancels_a_task_on_another_worker_once)
+{
+	int rounds = under_valgrind() ? 3 : TEST_TSAN ? 20 : 100;
+	for (int i = 0; i < rounds; i++) {
+		coil_runtime_t *rt = test_runtime_new(2);
+		ASSERT_EQ(coil_runtime_start(rt), 0);
+		atomic_store(&sd.ready, 0);
+		atomic_store(&sd.first, 1);
+		atomic_store(&sd.extra, 0);
+		sd.there = coil_runtime_loop(rt, 1);
+		coil_loop_t *home = coil_runtime_loop(rt, 0);
+		ASSERT_EQ(coil_loop_create_task(home, NULL, homed_sleeper, NULL, NULL), 0);
+		ASSERT_EQ(coil_loop_create_task(home, NULL, moved_victim, NULL, NULL), 0);
+		while (!atomic_load(&sd.ready))
+			sched_yield();
+		ASSERT_EQ(coil_runtime_shutdown(rt, 0), -ETIMEDOUT);
+		ASSERT_EQ(atomic_load(&sd.first), -ECANCELED);
+		ASSERT_EQ(atomic_load(&sd.extra), 0);
+	}
+}
+
 TEST_LIST(
 	TEST_ENTRY(cancel_from_two_workers_at_once),
 	TEST_ENTRY(uncancel_racing_a_cancel_from_another_worker),
@@ -591,4 +671,5 @@ TEST_LIST(
 	TEST_ENTRY(task_locals_copied_at_spawn_on_both_workers),
 	TEST_ENTRY(cancel_racing_the_start_of_a_wait),
 	TEST_ENTRY(cancel_racing_the_end_of_a_wait),
-	TEST_ENTRY(cancel_in_a_forked_child))
+	TEST_ENTRY(cancel_in_a_forked_child),
+	TEST_ENTRY(shutdown_cancels_a_task_on_another_worker_once))
