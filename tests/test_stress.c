@@ -29,6 +29,9 @@
 #include "test.h"
 
 #define MAX_TASKS (1u << 25) /* ids; when they run out, spawning stops */
+/* Where spawning stops: the ids above are for the setters that tasks
+ * still running spawn after that (cross_await), which may not be refused. */
+#define SPAWN_CAP (MAX_TASKS - (1u << 20))
 #define MAX_DEPTH 4
 #define MAX_KIDS 4
 #define OUTSIDE_THREADS 2
@@ -72,11 +75,15 @@ static bool reserve(uint32_t *id)
 	if (atomic_load_explicit(&draining, memory_order_relaxed) ||
 	    atomic_load_explicit(&live, memory_order_relaxed) >= live_cap)
 		return false;
-	uint32_t k = atomic_fetch_add(&next_id, 1);
-	if (k >= MAX_TASKS) {
-		atomic_store(&draining, true);
-		return false;
-	}
+	/* An id taken is an id spawned (the final count checks every one
+	 * below next_id): past the cap none is taken. */
+	uint32_t k = atomic_load(&next_id);
+	do {
+		if (k >= SPAWN_CAP) {
+			atomic_store(&draining, true);
+			return false;
+		}
+	} while (!atomic_compare_exchange_weak(&next_id, &k, k + 1));
 	atomic_fetch_add(&live, 1);
 	*id = k;
 	return true;

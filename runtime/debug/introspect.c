@@ -3,15 +3,16 @@
  * listings (see coil/debug.h).
  *
  * Reading a task. A task is examined under its cancellation lock (t->clock,
- * core.h), which keeps its body from being recycled: a task that ends
- * takes that lock to clear t->body. What is read depends on where the task
- * is:
+ * core.h) and held (coil__task_hold: a mark and a process-wide barrier),
+ * which keeps its body from being recycled: a task that ends and sees the
+ * mark waits for the lock before its body goes (runtime/task.c,
+ * task_finish). What is read depends on where the task is:
  *  - the caller's own task: its stack is walked from the caller's frame;
- *  - suspended in a wait (body->waiting set, published under the lock):
- *    everything the task wrote before it published the waiter is visible,
- *    and it cannot get past its own post-wait lock of t->clock while we
- *    hold it, so its coroutines and the frames of coil__task_suspend and
- *    above stay put. Its saved context (the registers the switch pushed)
+ *  - suspended in a wait (body->waiting set, a release store read here
+ *    with acquire): everything the task wrote before it published the
+ *    waiter is visible, and a task resumed meanwhile sees the mark and
+ *    cannot get past its wait's end while we hold the lock, so its
+ *    coroutines and the frames of coil__task_suspend and above stay put. Its saved context (the registers the switch pushed)
  *    is complete once its worker has marked it WAITING (after the switch)
  *    and stays so until a worker resumes it: the walk is made only in
  *    WAITING or QUEUED (woken, not resumed), and rstate is read again after
