@@ -641,6 +641,37 @@ TEST(shutdown_asyncgens_closes_what_is_open)
 	ASSERT_EQ(coil_loop_shutdown_asyncgens(NULL), -EINVAL); /* no loop */
 }
 
+static int nothing(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return 0;
+}
+
+/* Plain code cannot run a runtime's worker loop to close its generators:
+ * refused, and nothing is left behind to close them when it runs again. */
+TEST(shutdown_asyncgens_from_plain_code_on_a_runtime_loop_is_refused)
+{
+	coil_runtime_opts_t o;
+	coil_runtime_t *rt;
+	struct left_open lo = { 0 };
+	coil_runtime_opts_init(&o);
+	o.workers = 1;
+	int rc = coil_runtime_new(&rt, &o);
+	TEST_SKIP_UNLESS_RING(rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(coil_runtime_block_on(rt, leave_open, &lo, NULL), 0);
+	ASSERT_EQ(coil_loop_shutdown_asyncgens(coil_runtime_loop(rt, 0)), -EINVAL);
+	ASSERT_EQ(coil_runtime_block_on(rt, nothing, NULL, NULL), 0);
+	ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(lo.p[i].cleanups, 0);
+		ASSERT_EQ(coil_gen_state(lo.g[i]), COIL_CORO_SUSPENDED);
+		coil_gen_destroy(lo.g[i]);
+		ASSERT_EQ(lo.p[i].cleanups, 1);
+	}
+}
+
 static int handler_calls, handler_error;
 
 static void count_handler(coil_loop_t *loop, const coil_exc_context_t *ctx,
@@ -783,6 +814,7 @@ TEST_LIST(
 	TEST_ENTRY(afor_runs_to_the_end_or_the_error_or_a_break),
 	TEST_ENTRY(loop_close_finalizes_open_generators),
 	TEST_ENTRY(shutdown_asyncgens_closes_what_is_open),
+	TEST_ENTRY(shutdown_asyncgens_from_plain_code_on_a_runtime_loop_is_refused),
 	TEST_ENTRY(destroy_closes_an_open_generator),
 	TEST_ENTRY(destroy_while_running_is_deferred_to_the_end_of_the_step),
 	TEST_ENTRY(destroy_from_a_cleanup_run_by_the_loops_finalization),

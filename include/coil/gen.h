@@ -231,7 +231,8 @@ COIL_API int coil_gen_yield_from(coil_gen_t *inner);
  * Returns the number of generators closed; -EINVAL if there is no such
  * loop (or it is a runtime's COIL_ANY_WORKER stand-in), a task of another
  * loop (another runtime) calls it, or plain code calls it on a runtime's
- * worker loop that is not running and has generators open; -EBUSY if the
+ * worker loop that is not running and has generators open (nothing is
+ * closed then, nor later); -EBUSY if the
  * loop runs but the caller is not one of its tasks; COIL_ECLOSED if the
  * loop is closed; when it runs a stopped loop, the errors of
  * coil_loop_run_until_complete (-ENOMEM, ...). coil_loop_close() does this

@@ -527,6 +527,11 @@ int coil_loop_shutdown_asyncgens(coil_loop_t *loop)
 		return -EBUSY;
 	if (!has_gens(loop))
 		return 0;
+	/* coil_loop_run_until_complete refuses a runtime's loop: a task
+	 * spawned for it would stay queued and close the generators
+	 * whenever the runtime ran again, after this call had failed. */
+	if (loop->rt)
+		return -EINVAL;
 	return shutdown_in_task(loop);
 }
 
