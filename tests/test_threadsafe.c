@@ -645,6 +645,43 @@ TEST(waiting_on_the_loops_own_thread_is_refused)
 	ASSERT_EQ(rc, 0);
 }
 
+/* Hands a coroutine to COIL_ANY_WORKER of its own runtime and waits for
+ * it; with one worker the wait is refused (only this thread could run the
+ * coroutine), with more it completes. */
+static int waits_for_any_worker(void *arg, void **result)
+{
+	(void)result;
+	bool alone = coil_runtime_workers(coil_current_runtime()) == 1;
+	coil_loop_t *any = coil_runtime_loop(coil_current_runtime(), COIL_ANY_WORKER);
+	coil_cfuture_t *f;
+	void *v = NULL;
+	ASSERT_EQ(coil_run_coroutine_threadsafe(&f, any, add_one, arg), 0);
+	if (alone) {
+		ASSERT_EQ(coil_cfuture_wait(f, COIL_NSEC_PER_SEC / 10, NULL), -EDEADLK);
+		while (coil_cfuture_wait(f, 0, NULL) == -ETIMEDOUT)
+			ASSERT_EQ(coil_sleep(0.001), 0);
+	}
+	ASSERT_EQ(coil_cfuture_wait(f, 10 * COIL_NSEC_PER_SEC, &v), 0);
+	ASSERT_EQ((intptr_t)v, (intptr_t)arg + 1);
+	coil_cfuture_release(f);
+	return 0;
+}
+
+TEST(waiting_on_the_only_worker_for_any_worker_is_refused)
+{
+	for (unsigned n = 1; n <= 2; n++) {
+		coil_runtime_opts_t o;
+		coil_runtime_t *rt;
+		coil_runtime_opts_init(&o);
+		o.workers = n;
+		int rc = coil_runtime_new(&rt, &o);
+		TEST_SKIP_UNLESS_RING(rc);
+		ASSERT_EQ(rc, 0);
+		ASSERT_EQ(coil_runtime_block_on(rt, waits_for_any_worker, (void *)41, NULL), 0);
+		ASSERT_EQ(coil_runtime_shutdown(rt, COIL_FOREVER), 0);
+	}
+}
+
 TEST(closed_loop_refuses_coroutines)
 {
 	coil_loop_t *loop;
@@ -801,6 +838,7 @@ TEST_LIST(
 	TEST_ENTRY(bad_arguments_are_refused),
 	TEST_ENTRY(many_threads_submit_thousands_of_coroutines),
 	TEST_ENTRY(waiting_on_the_loops_own_thread_is_refused),
+	TEST_ENTRY(waiting_on_the_only_worker_for_any_worker_is_refused),
 	TEST_ENTRY(closed_loop_refuses_coroutines),
 	TEST_ENTRY(detached_coroutines_run_and_their_errors_are_reported),
 	TEST_ENTRY(handoff_still_queued_when_the_loop_closes_ends_closed),

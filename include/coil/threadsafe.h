@@ -115,10 +115,11 @@ COIL_API void coil_cfuture_release(coil_cfuture_t *f);
  * if f was cancelled. Returns -ETIMEDOUT if f is not done in time, -EINVAL
  * for f NULL or a negative timeout other than COIL_FOREVER, and -EDEADLK
  * when called with a non-zero timeout on the thread running the loop that
- * must complete f (it would wait for itself; Python hangs there). Only
- * that loop is recognised: for a coroutine handed to COIL_ANY_WORKER, a
- * worker of that runtime that waits is not refused, and blocks while the
- * other workers run the task (on a runtime of one worker, for ever).
+ * must complete f (it would wait for itself; Python hangs there), or, for
+ * a coroutine handed to COIL_ANY_WORKER of a runtime of one worker, on
+ * that worker's thread. On a runtime of more workers a worker that waits
+ * for a coroutine handed to COIL_ANY_WORKER is not refused: it blocks
+ * while the other workers run the coroutine.
  *
  * Any thread; but called from a task it blocks that task's whole loop
  * while it waits.

@@ -264,8 +264,14 @@ int coil_cfuture_wait(coil_cfuture_t *f, int64_t timeout_ns, void **result)
 	pthread_mutex_lock(&f->lock);
 	if (f->state == COIL__CF_PENDING && timeout_ns != 0) {
 		/* The loop that must complete f cannot while its own thread
-		 * sleeps here: refuse instead of hanging. */
-		if (f->loop && coil_get_running_loop() == f->loop) {
+		 * sleeps here: refuse instead of hanging. Handed to
+		 * COIL_ANY_WORKER, any worker may run it, so only a runtime
+		 * of one worker, waited on from that worker, is sure to
+		 * hang. */
+		coil_loop_t *cur = coil_get_running_loop();
+		if (f->loop && cur &&
+		    (cur == f->loop || (f->loop->any && cur->rt == f->loop->rt &&
+					cur->rt->n == 1))) {
 			pthread_mutex_unlock(&f->lock);
 			return -EDEADLK;
 		}
