@@ -534,10 +534,43 @@ int coil_future_set_exception(coil_future_t *f, int err, const char *msg)
 	return COIL_EINVALSTATE;
 }
 
+/* On the task's loop: the cancellation a plain thread handed over. */
+static void posted_cancel_run(void *arg)
+{
+	posted_t *p = arg;
+	coil_task_cancel((coil_task_t *)p->f, p->msg);
+	posted_free(p, false);
+}
+
+static void posted_cancel_dropped(void *arg)
+{
+	posted_free(arg, false);
+}
+
+/* A task of a loop that runs all of its tasks on its own thread is
+ * cancelled only there (coil_task_cancel takes no lock on such a loop):
+ * from another thread the request is handed to the loop, as a plain
+ * future's completion is. */
+static __attribute__((noinline)) bool post_task_cancel(coil_future_t *f, const char *msg)
+{
+	if (fstate(f) != COIL__F_PENDING)
+		return false;
+	posted_t *p = coil__malloc(sizeof(*p));
+	if (!p)
+		return false;
+	*p = (posted_t){ .f = coil_future_ref(f), .msg = msg ? coil__strdup(msg) : NULL };
+	if (coil__loop_call_soon_threadsafe_ex(f->loop, posted_cancel_run,
+					       posted_cancel_dropped, p) == 0)
+		return true;
+	posted_free(p, false);
+	return false;
+}
+
 bool coil_future_cancel(coil_future_t *f, const char *msg)
 {
 	if (f->is_task)
-		return coil_task_cancel((coil_task_t *)f, msg);
+		return foreign(f) ? post_task_cancel(f, msg)
+				  : coil_task_cancel((coil_task_t *)f, msg);
 	if (fstate(f) != COIL__F_PENDING)
 		return false;
 	char *m = msg ? coil__strdup(msg) : NULL;

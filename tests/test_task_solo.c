@@ -9,6 +9,8 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sched.h>
+#include <time.h>
 
 #include <coil/coil.h>
 
@@ -103,6 +105,68 @@ TEST(cancel_reaches_a_task_awaiting_a_task_on_a_standalone_loop_with_threads)
 	ASSERT_EQ(coil_loop_run_until_complete(loop, coil_task_future(t), NULL), 0);
 	coil_task_detach(t);
 	ASSERT_EQ(coil_loop_close(loop), 0);
+}
+
+/* --- a task's future cancelled from a plain thread --------------------- */
+
+typedef struct plain_cancel {
+	sem_t made;               /* `task` is set (or `rc` says why not) */
+	coil_task_t *task;
+	atomic_bool waiting;
+	atomic_bool ended;
+	int rc;
+} plain_cancel_t;
+
+static int sleeps_an_hour(void *arg, void **result)
+{
+	(void)result;
+	plain_cancel_t *p = arg;
+	atomic_store(&p->waiting, true);
+	return coil_sleep(3600);
+}
+
+/* Makes a standalone loop and its task on its own thread and runs it. */
+static void *runs_a_sleeper(void *arg)
+{
+	plain_cancel_t *p = arg;
+	coil_loop_t *loop;
+	p->rc = coil_new_event_loop(&loop);
+	if (p->rc == 0)
+		p->rc = coil_loop_create_task(loop, &p->task, sleeps_an_hour, p, NULL);
+	sem_post(&p->made);
+	if (p->rc)
+		return NULL;
+	p->rc = coil_loop_run_until_complete(loop, coil_task_future(p->task), NULL);
+	atomic_store(&p->ended, true);
+	coil_task_detach(p->task);
+	ASSERT_EQ(coil_loop_close(loop), 0);
+	return NULL;
+}
+
+/* coil/future.h lets a plain thread cancel a future: for a task's, the
+ * request must reach the loop's thread, which sleeps in its ring until
+ * the hour is up unless it is woken. */
+TEST(a_plain_thread_cancels_a_tasks_future_on_a_standalone_loop)
+{
+	plain_cancel_t p = { .rc = 0 };
+	sem_init(&p.made, 0, 0);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, runs_a_sleeper, &p), 0);
+	sem_wait(&p.made);
+	TEST_SKIP_UNLESS_RING(p.rc);
+	ASSERT_EQ(p.rc, 0);
+	while (!atomic_load(&p.waiting))
+		sched_yield();
+	/* Long enough for the loop to be asleep in its ring. */
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	ASSERT(coil_future_cancel(coil_task_future(p.task), "stop"));
+	/* Ten seconds at most: a lost request leaves the loop asleep. */
+	for (int i = 0; i < 1000 && !atomic_load(&p.ended); i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	ASSERT(atomic_load(&p.ended));
+	ASSERT_EQ(pthread_join(th, NULL), 0);
+	ASSERT_EQ(p.rc, -ECANCELED);
+	sem_destroy(&p.made);
 }
 
 /* --- handles released off the loop -------------------------------------- */
@@ -227,6 +291,7 @@ TEST(a_chain_of_ending_tasks_leaves_the_loop_a_few_stacks)
 }
 
 TEST_LIST(
+	TEST_ENTRY(a_plain_thread_cancels_a_tasks_future_on_a_standalone_loop),
 	TEST_ENTRY(cancel_reaches_a_task_awaiting_a_task_on_one_worker),
 	TEST_ENTRY(cancel_reaches_a_task_awaiting_a_task_on_a_standalone_loop_with_threads),
 	TEST_ENTRY(runtime_spawn_handle_from_the_worker_may_be_released_by_a_plain_thread),

@@ -24,8 +24,10 @@
  * runtime) is resolved on that loop's thread, to which the call hands it
  * (returning 0 once handed over, -ENOMEM, or COIL_ECLOSED if the loop
  * closed meanwhile), so that its tasks' wake-ups all happen on that
- * thread. A task's future is the exception: it is cancelled only as
- * coil_task_cancel allows (coil/task.h), never set.
+ * thread. A task's future is the exception: it is never set, and is
+ * cancelled as coil_task_cancel does (coil/task.h); from a plain thread
+ * while such a loop runs, the cancellation is handed to that loop too
+ * (see coil_future_cancel).
  */
 #ifndef COIL_FUTURE_H
 #define COIL_FUTURE_H
@@ -60,12 +62,17 @@ COIL_API bool coil_future_cancelled(const coil_future_t *f);
 
 /*
  * Cancels the future with an optional message (copied; NULL for none) and
- * schedules its callbacks. For a task this is coil_task_cancel(). Returns true
- * if it was cancelled (or, for a task, cancellation was requested), false if
- * it was already done, or if, called from a thread other than the running
- * loop's, the hand-over to that loop could not be allocated (it stays
- * pending; the same if that loop closed meanwhile). Out of memory for the
- * message, it is cancelled without one.
+ * schedules its callbacks. For a task this is coil_task_cancel(), which a
+ * plain thread may call this way on any loop: for a task of a loop that
+ * runs all of its tasks on its own thread (a standalone loop, a one-worker
+ * runtime) the request is handed to that loop while it runs, and true then
+ * means it was handed over: the loop makes the request when it runs the
+ * hand-over, unless the task has ended by then. Returns true if it was
+ * cancelled (or, for a task, cancellation was requested or handed over),
+ * false if it was already done, or if, called from a thread other than the
+ * running loop's, the hand-over to that loop could not be allocated (it
+ * stays pending; the same if that loop closed meanwhile). Out of memory for
+ * the message, it is cancelled without one.
  */
 COIL_API bool coil_future_cancel(coil_future_t *f, const char *msg);
 

@@ -110,9 +110,9 @@ COIL_API void coil_task_detach(coil_task_t *t);
  * for the copy the request counts without a message). Returns true if the
  * task was not done (the request counts, see coil_task_cancelling), false
  * if it was. Any worker of the task's runtime, or the loop's thread for a
- * standalone loop; a plain thread cancels a task through
- * coil_loop_call_soon_threadsafe or the concurrent future of
- * coil_run_coroutine_threadsafe.
+ * standalone loop; a plain thread cancels a task with coil_future_cancel on
+ * its future, through coil_loop_call_soon_threadsafe, or through the
+ * concurrent future of coil_run_coroutine_threadsafe.
  */
 COIL_API bool coil_task_cancel(coil_task_t *t, const char *msg);
 
@@ -134,8 +134,10 @@ COIL_API int coil_task_uncancel(coil_task_t *t);
 COIL_API const char *coil_task_get_name(const coil_task_t *t);
 
 /* Sets the task's name (copied; NULL sets ""; the previous one is freed,
- * see coil_task_get_name). Any thread. Returns 0 or -ENOMEM (the name is
- * unchanged then). */
+ * see coil_task_get_name). Any thread for a task of a runtime's loop; for a
+ * task of a standalone loop, the loop's thread (any thread while it does
+ * not run), since until the process makes a runtime coil takes no locks
+ * (coil/runtime.h). Returns 0 or -ENOMEM (the name is unchanged then). */
 COIL_API int coil_task_set_name(coil_task_t *t, const char *name);
 
 /* Returns the task's id: unique in the process, at least 1, increasing in spawn order on each thread. */
@@ -156,9 +158,12 @@ COIL_API coil_task_t *coil_current_task(void);
  * A task belongs to the loop it was spawned on,
  * whichever worker of a runtime runs it; one whose future is done is not
  * listed, even if the worker that ended it has not yet handed it back.
- * Any thread; the references are borrowed, so from another thread than
- * the loop's, a listed task may end (and, unless the caller holds a
- * reference, be freed) at any time.
+ * Any thread for a runtime's loop; for a standalone loop, its own thread
+ * (any thread while it does not run), since until the process makes a
+ * runtime coil takes no locks (coil/runtime.h) and the loop changes its
+ * list of tasks without one. The references are borrowed, so from another
+ * thread than the loop's, a listed task may end (and, unless the caller
+ * holds a reference, be freed) at any time.
  */
 COIL_API size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks,
 			       size_t cap);
