@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "coil/coil.h"
+#include "fault.h"
 #include "test.h"
 
 /* --- helpers ------------------------------------------------------------- */
@@ -1351,6 +1352,48 @@ TEST(shutdown_cancels_tasks_that_outlive_the_wait)
 	}
 }
 
+#if COIL_FAULT_INJECT
+static atomic_int sleeper_rc;
+
+static int sleeps_until_cancelled(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	int rc = coil_sleep(3600);
+	atomic_store(&sleeper_rc, rc);
+	return rc;
+}
+
+static int leaves_a_sleeper(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return coil_spawn(NULL, sleeps_until_cancelled, NULL, NULL);
+}
+#endif
+
+/* A shutdown that cannot start a worker's thread to end the tasks says so
+ * and leaves the runtime (and its tasks) to be shut down again. */
+TEST(shutdown_without_a_worker_thread_leaves_the_runtime_to_the_caller)
+{
+#if COIL_FAULT_INJECT
+	coil_runtime_t *rt = rt_make(1, NULL);
+	atomic_store(&sleeper_rc, 1);
+	ASSERT_EQ(coil_runtime_block_on(rt, leaves_a_sleeper, NULL, NULL), 0);
+	/* Worker 0 ran on this thread: the shutdown's first allocation is
+	 * the stack of its own thread for it. */
+	coil__fault_set(1);
+	int rc = coil_runtime_shutdown(rt, 0);
+	coil__fault_set(0);
+	ASSERT_EQ(rc, -EAGAIN);
+	ASSERT_EQ(load(&sleeper_rc), 1);
+	ASSERT_EQ(coil_runtime_shutdown(rt, 0), -ETIMEDOUT);
+	ASSERT_EQ(load(&sleeper_rc), -ECANCELED);
+#else
+	TEST_SKIP("built without COIL_FAULT_INJECT");
+#endif
+}
+
 static atomic_int loop_reports;
 
 static void count_loop_reports(coil_loop_t *loop, const coil_exc_context_t *ctx,
@@ -1683,6 +1726,7 @@ TEST_LIST(
 	TEST_ENTRY(cancel_with_a_message_racing_the_tasks_end),
 	TEST_ENTRY(shutdown_waits_for_tasks_that_end_in_time),
 	TEST_ENTRY(shutdown_cancels_tasks_that_outlive_the_wait),
+	TEST_ENTRY(shutdown_without_a_worker_thread_leaves_the_runtime_to_the_caller),
 	TEST_ENTRY(shutdown_of_a_started_runtime_waits_without_spinning),
 	TEST_ENTRY(runtime_spawn_is_refused_once_shutting_down),
 	TEST_ENTRY(pingpong_across_two_workers_loses_no_wakeup),

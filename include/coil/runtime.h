@@ -154,7 +154,11 @@ COIL_API void coil_runtime_wait_stopped(coil_runtime_t *rt);
  * afterwards. Call it from a thread that is not a worker (-EBUSY). A
  * negative wait other than COIL_FOREVER (or rt NULL) is -EINVAL, and
  * then, as for -EBUSY, nothing was done: the runtime is still the
- * caller's to shut down.
+ * caller's to shut down. The error of creating a worker thread (-EAGAIN)
+ * means that the workers could not all be run to end the tasks: nothing
+ * was cancelled or freed, the runtime is left stopped (as by
+ * coil_runtime_stop; its tasks may have run meanwhile), and it is still
+ * the caller's to shut down again.
  */
 COIL_API int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns);
 

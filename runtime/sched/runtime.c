@@ -887,7 +887,10 @@ static int start_threads(coil_runtime_t *rt, unsigned from, int state)
 		sigset_t all, old;
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		int e = pthread_create(&rt->threads[i], NULL, worker_main, rt->loops[i]);
+		/* A thread's stack is an allocation too: the tests make it
+		 * fail as pthread_create does without memory for one. */
+		int e = coil__fault() ? EAGAIN
+				      : pthread_create(&rt->threads[i], NULL, worker_main, rt->loops[i]);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (e) {
 			rt->want_run[i] = false;
@@ -1137,11 +1140,20 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 	 * stopped (coil_runtime_stop) or driven by block_on until now. */
 	park_threads(rt);
 	int rc = start_threads(rt, 0, COIL__RT_FINISH);
+	if (rc) {
+		/* Without all of its workers the runtime cannot end its tasks
+		 * (one may be pinned to the worker that has no thread): it is
+		 * left stopped, with its tasks, for the caller to shut down
+		 * again. */
+		park_threads(rt);
+		pthread_mutex_unlock(&rt->lock);
+		return rc;
+	}
 	rt->block_on_active = true; /* keeps block_on and start out */
 	pthread_mutex_unlock(&rt->lock);
 	int64_t now = coil__clock_ns();
 	int64_t deadline = wait_ns < 0 ? -1 : (wait_ns > INT64_MAX - now ? INT64_MAX : now + wait_ns);
-	bool clean = rc == 0 && wait_tasks(rt, deadline);
+	bool clean = wait_tasks(rt, deadline);
 	atomic_store_explicit(&rt->shutting_down, true, memory_order_seq_cst);
 	/* A spawn from outside the runtime's tasks checks the flag under its
 	 * loop's list lock as it lists its task (coil__task_create): once
@@ -1159,7 +1171,7 @@ int coil_runtime_shutdown(coil_runtime_t *rt, int64_t wait_ns)
 		clean = wait_tasks(rt, deadline);
 	/* Cancel what is left (four rounds), then close what keeps ignoring
 	 * it (four more), each worker on its own thread. */
-	for (int round = 0; rc == 0 && !clean && round < 8; round++) {
+	for (int round = 0; !clean && round < 8; round++) {
 		for (unsigned i = 0; i < rt->n; i++) {
 			finish_arg_t *a = coil__libc_malloc(sizeof(*a));
 			if (!a)
