@@ -381,6 +381,12 @@ void coil_coro_destroy(coil_coro_t *c)
 		return;
 	if (coil__debug_coro_destroy)
 		coil__debug_coro_destroy(c);
+	/* Freed now, its stack would be pulled from under whoever runs it,
+	 * or will resume it at the end of the await (its task, or its
+	 * loop): left alone instead, for a later destroy. */
+	if (c->state == COIL_CORO_RUNNING || (c->flags & COIL__CORO_F_TASK) ||
+	    (c->state == COIL_CORO_SUSPENDED && c->awaiting))
+		return;
 	if (c->state == COIL_CORO_SUSPENDED && !c->awaiting)
 		coil_coro_close(c);
 	if (c->state == COIL_CORO_CLOSED && c->ret == 0 && !c->result_taken &&

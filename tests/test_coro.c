@@ -242,6 +242,26 @@ TEST(nested_coroutines_delegate)
 	coil_coro_destroy(c);
 }
 
+/* Tries to destroy itself while it runs, then yields. */
+static int destroys_itself(void *arg, void **result)
+{
+	(void)result;
+	coil_coro_t **self = arg;
+	coil_coro_destroy(*self);
+	return coil_coro_yield((void *)7, NULL);
+}
+
+TEST(destroy_of_a_running_coroutine_is_refused)
+{
+	coil_coro_t *c;
+	void *v = NULL;
+	ASSERT_EQ(coil_coro_create(&c, destroys_itself, &c, NULL), 0);
+	ASSERT_EQ(coil_coro_resume(c, NULL, &v), 0);
+	ASSERT_EQ((intptr_t)v, 7);
+	ASSERT_EQ(coil_coro_state(c), COIL_CORO_SUSPENDED);
+	coil_coro_destroy(c);
+}
+
 TEST(yield_outside_a_coroutine_is_refused)
 {
 	ASSERT_EQ(coil_coro_yield(NULL, NULL), COIL_EINVALSTATE);
@@ -325,6 +345,7 @@ TEST_LIST(
 	TEST_ENTRY(throw_or_close_before_start_never_runs),
 	TEST_ENTRY(close_runs_cleanup_and_reports_ignored_close),
 	TEST_ENTRY(result_destructor_runs_unless_taken),
+	TEST_ENTRY(destroy_of_a_running_coroutine_is_refused),
 	TEST_ENTRY(nested_coroutines_delegate),
 	TEST_ENTRY(yield_outside_a_coroutine_is_refused),
 	TEST_ENTRY(many_coroutines_reuse_stacks),

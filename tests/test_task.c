@@ -124,6 +124,54 @@ TEST(await_at_any_call_depth_and_inside_nested_coroutines)
 	ASSERT_EQ(run_main(awaits_anywhere, NULL, NULL), 0);
 }
 
+typedef struct awaiter {
+	coil_coro_t *c;
+	coil_future_t *f;
+} awaiter_t;
+
+/* Awaits p->f inside the task that resumes it. */
+static int awaits_a_future(void *arg, void **result)
+{
+	awaiter_t *p = arg;
+	return coil_await(p->f, result);
+}
+
+/* A task: resumes the coroutine, which suspends the task in its await. */
+static int resumes_the_awaiter(void *arg, void **result)
+{
+	awaiter_t *p = arg;
+	(void)result;
+	return coil_coro_resume(p->c, NULL, NULL);
+}
+
+static int destroys_an_awaiting_coroutine(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	awaiter_t p;
+	coil_task_t *t;
+	ASSERT_EQ(coil_future_create(&p.f, NULL), 0);
+	ASSERT_EQ(coil_coro_create(&p.c, awaits_a_future, &p, NULL), 0);
+	ASSERT_EQ(coil_spawn(&t, resumes_the_awaiter, &p, NULL), 0);
+	while (coil_coro_state(p.c) != COIL_CORO_SUSPENDED)
+		ASSERT_EQ(coil_sleep(0), 0);
+	/* Freeing it would pull the stack from under the task. */
+	coil_coro_destroy(p.c);
+	ASSERT_EQ(coil_coro_state(p.c), COIL_CORO_SUSPENDED);
+	ASSERT_EQ(coil_future_set_result(p.f, (void *)5, NULL), 0);
+	ASSERT_EQ(coil_await(coil_task_future(t), NULL), COIL_EDONE);
+	coil_task_detach(t);
+	ASSERT_EQ(coil_coro_state(p.c), COIL_CORO_CLOSED);
+	coil_coro_destroy(p.c);
+	coil_future_release(p.f);
+	return 0;
+}
+
+TEST(destroy_of_a_coroutine_suspended_in_an_await_is_refused)
+{
+	ASSERT_EQ(run_main(destroys_an_awaiting_coroutine, NULL, NULL), 0);
+}
+
 static int ran_flag;
 
 static int sets_flag(void *arg, void **result)
@@ -539,6 +587,7 @@ TEST_LIST(
 	TEST_ENTRY(spawn_await_and_run_return_results),
 	TEST_ENTRY(errors_and_messages_propagate),
 	TEST_ENTRY(await_at_any_call_depth_and_inside_nested_coroutines),
+	TEST_ENTRY(destroy_of_a_coroutine_suspended_in_an_await_is_refused),
 	TEST_ENTRY(task_cancelled_before_start_never_runs),
 	TEST_ENTRY(cancel_during_sleep_caught_and_ignored),
 	TEST_ENTRY(cancellation_ends_task_cancelled_and_is_told_apart),

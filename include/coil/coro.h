@@ -96,9 +96,11 @@ COIL_API int coil_coro_close(coil_coro_t *c);
  * Closes the coroutine if needed (see coil_coro_close), runs the result
  * destructor if a result is still owned, and frees it, name included. NULL
  * is allowed. Only for a coroutine from coil_coro_create that is not
- * running and not suspended in an await (it would be freed under the task
- * that resumes it later); never for a task's coroutine. Same thread rule
- * as coil_coro_resume.
+ * running and not suspended in an await; a call for one that is (it would
+ * be freed under whoever resumes it), or for a task's coroutine, does
+ * nothing (debug mode reports one suspended in an await), and the
+ * coroutine stays the caller's to destroy once it has yielded or ended. Same thread rule as
+ * coil_coro_resume.
  */
 COIL_API void coil_coro_destroy(coil_coro_t *c);
 

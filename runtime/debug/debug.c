@@ -230,7 +230,7 @@ void coil__debug_coro_destroy(coil_coro_t *c)
 	if (c->state == COIL_CORO_CREATED)
 		why = "was never resumed (coroutine was never awaited)";
 	else if (c->state == COIL_CORO_SUSPENDED && c->awaiting)
-		why = "was destroyed while suspended in an await";
+		why = "was destroyed while suspended in an await (left alone)";
 	else if (c->state == COIL_CORO_SUSPENDED)
 		why = "was destroyed while suspended at a yield without being "
 		      "closed (closed now)";
