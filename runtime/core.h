@@ -1001,8 +1001,8 @@ void coil__donecb_run(coil__donecb_t *d);
  *      when woken normally, -ECANCELED when the task was cancelled (the hook
  *      has already unlinked w), COIL_ECLOSED when the task is force-closed.
  *
- * Step 1 comes before the primitive's lock is taken (it takes the task's
- * cancellation lock, which is always taken first).
+ * Step 1 comes before the primitive's lock is taken (it may take the
+ * task's cancellation lock, which is always taken first).
  *
  * Waking is a claim: whoever wins coil__waiter_claim(w) (one compare and
  * swap) is the only one to wake w, and calls coil__waiter_wake(w, code).
@@ -1163,8 +1163,8 @@ coil__task_suspend_in(coil__waiter_t *w, coil__task_body_t *b, coil_coro_t *c, b
  * lives in the coroutine's wait slot below, anything handed over goes
  * through a pointer into the caller's frame), and whoever resumes the task
  * ends the wait and hands the result over (coil__task_step_begin). One
- * thread only (coil__mt() false): with several workers the wait ends
- * under the task's cancellation lock, on the task's side.
+ * thread only (coil__mt() false): with several workers the wait ends on
+ * the task's side (coil__task_suspend_mt).
  *
  * The wait slot: COIL__WAIT_SLOT bytes at the top of each coroutine's
  * stack, above its first frame (coil__coro_prepare), on the page its first

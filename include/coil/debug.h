@@ -21,11 +21,12 @@
  * how much of its stack it has touched.
  *
  * Threads and consistency. These calls read other workers' tasks while
- * those workers run: each task is examined under its own cancellation lock,
- * which keeps it from ending meanwhile, and a suspended task's stack is
- * read only while it is known to be switched out; whatever may change
- * under the reader (a task's state, its worker) is read as it is at that
- * moment. A listing is therefore a snapshot whose lines may be a few
+ * those workers run: each task is examined under its own cancellation lock
+ * and held (a task that ends meanwhile waits until the look is done before
+ * its state is freed; holding costs a system call, membarrier), and a
+ * suspended task's stack is read only while it is known to be switched
+ * out; whatever may change under the reader (a task's state, its worker)
+ * is read as it is at that moment. A listing is therefore a snapshot whose lines may be a few
  * microseconds apart, not one frozen instant. A task that is running on
  * another worker (or, with several workers, runnable there and about to
  * run) cannot have its stack read: those calls say so (-EBUSY) rather

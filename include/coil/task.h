@@ -112,7 +112,9 @@ COIL_API void coil_task_detach(coil_task_t *t);
  * if it was. Any worker of the task's runtime, or the loop's thread for a
  * standalone loop; a plain thread cancels a task with coil_future_cancel on
  * its future, through coil_loop_call_soon_threadsafe, or through the
- * concurrent future of coil_run_coroutine_threadsafe.
+ * concurrent future of coil_run_coroutine_threadsafe. On a runtime of
+ * several workers a cancellation of another task costs a system call
+ * (membarrier: the tasks' own waits and ends take no lock in exchange).
  */
 COIL_API bool coil_task_cancel(coil_task_t *t, const char *msg);
 
