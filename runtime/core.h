@@ -1090,15 +1090,15 @@ int coil__task_suspend_mt(coil__waiter_t *w);
  * Looks at another thread's task (coil__task_suspend_mt): whether
  * cancellers fence with membarrier (set once, before the first
  * multi-worker runtime starts: coil__cancel_fence_setup); under t's clock,
- * coil__task_hold sets `bits` (COIL__CANCEL_PENDING or 0) in t->cancel
- * and, where the task may be running on another thread, HELD too, with a
- * process-wide barrier after it; from then on the body read from t->body
- * (coil__task_body_held), and the waiter read from its `waiting`, stay
- * valid until coil__task_unhold(t, returned value).
+ * coil__task_hold marks the task HELD in t->cancel where it may be running
+ * on another thread, with a process-wide barrier after it; from then on
+ * the body read from t->body (coil__task_body_held), and the waiter read
+ * from its `waiting`, stay valid until coil__task_unhold(t, returned
+ * value).
  */
 extern bool coil__cancel_fence_ok;
 void coil__cancel_fence_setup(void);
-bool coil__task_hold(coil_task_t *t, uint8_t bits);
+bool coil__task_hold(coil_task_t *t);
 void coil__task_unhold(coil_task_t *t, bool held);
 static inline coil__task_body_t *coil__task_body_held(coil_task_t *t)
 {

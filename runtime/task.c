@@ -773,35 +773,22 @@ void coil__cancel_fence_setup(void)
 	pthread_once(&once, cancel_fence_init);
 }
 
-/* The first half of coil__task_hold: sets the bits; returns whether the
- * barrier must follow (then HELD is among them). */
-static bool task_mark(coil_task_t *t, uint8_t bits)
+/* The first half of coil__task_hold: marks the task held where the barrier
+ * must follow, and says whether it must. */
+static bool task_mark(coil_task_t *t)
 {
 	/* Not for a task of a loop alone (its cancellers run on its thread)
 	 * nor for the caller's own task (it runs here, not waiting). */
 	coil_coro_t *c = coil__cur;
-	bool fence = coil__cancel_fence_ok && coil__mt() && !t->fut.loop->alone &&
-		     !(c && c->task == t);
-	if (!fence) {
-		if (bits)
-			atomic_fetch_or_explicit(&t->cancel, bits, memory_order_relaxed);
+	if (!coil__cancel_fence_ok || !coil__mt() || t->fut.loop->alone || (c && c->task == t))
 		return false;
+	uint8_t was = atomic_fetch_add_explicit(&t->cancel, COIL__CANCEL_HELD,
+						memory_order_relaxed);
+	/* Two holders at most (core.h): more is a bug, not load. */
+	if ((was & COIL__CANCEL_HELD_MASK) == COIL__CANCEL_HELD_MASK) {
+		fprintf(stderr, "coil: too many holders of task %llu\n", (unsigned long long)t->id);
+		abort();
 	}
-	/* The bits and the hold in one step: a task that sees PENDING and
-	 * ends on it finds the hold too, and its end waits for the look
-	 * (task_finish), which then counts the request it delivered. */
-	uint8_t was = atomic_load_explicit(&t->cancel, memory_order_relaxed);
-	do {
-		/* Two holders at most (core.h): more is a bug, not load. */
-		if ((was & COIL__CANCEL_HELD_MASK) == COIL__CANCEL_HELD_MASK) {
-			fprintf(stderr, "coil: too many holders of task %llu\n",
-				(unsigned long long)t->id);
-			abort();
-		}
-	} while (!atomic_compare_exchange_weak_explicit(&t->cancel, &was,
-						       (uint8_t)((was | bits) + COIL__CANCEL_HELD),
-						       memory_order_relaxed,
-						       memory_order_relaxed));
 	return true;
 }
 
@@ -819,9 +806,9 @@ static void cancel_fence(void)
 	}
 }
 
-bool coil__task_hold(coil_task_t *t, uint8_t bits)
+bool coil__task_hold(coil_task_t *t)
 {
-	bool held = task_mark(t, bits);
+	bool held = task_mark(t);
 	if (held)
 		cancel_fence();
 	return held;
@@ -892,7 +879,7 @@ void coil__waiter_wake_mt(coil__waiter_t *w)
  */
 static bool cancel_mark(coil_task_t *t)
 {
-	return task_mark(t, 0);
+	return task_mark(t);
 }
 
 /*
@@ -996,7 +983,7 @@ void coil__task_force_close(coil_task_t *t)
 	 * then another worker may be running the task. The body is read
 	 * while the task is held, which keeps it from being recycled. */
 	coil__lock(&t->clock);
-	bool held = coil__task_hold(t, 0);
+	bool held = coil__task_hold(t);
 	coil__task_body_t *b = coil__task_body_held(t);
 	if (!b) {
 		coil__task_unhold(t, held);

@@ -207,7 +207,7 @@ NO_SAN static void task_look(coil_task_t *t, look_t *lk, void **frames,
 	coil__lock(&t->clock);
 	/* Held (coil__task_hold): the body and its waiter stay valid while
 	 * we look. */
-	bool held = coil__task_hold(t, 0);
+	bool held = coil__task_hold(t);
 	coil__task_body_t *b = coil__task_body_held(t);
 	if (!b) {
 		coil__task_unhold(t, held);
