@@ -71,8 +71,9 @@ COIL_API int coil_run(coil_fn fn, void *arg, void **result,
  * Makes a loop driven from the calling thread (asyncio.new_event_loop). The
  * caller owns it and frees it with coil_loop_close(). Returns 0, -EINVAL
  * (out NULL), -ENOMEM, or a negative errno when io_uring cannot be set up:
- * -ENOSYS or -EPERM when it is disabled, -EMFILE without descriptors. A
- * message on stderr then gives the reason and the remedy. Any thread.
+ * -ENOSYS or -EPERM where the kernel refuses io_uring, -EMFILE without
+ * descriptors. A message on stderr then gives the reason and the remedy.
+ * Any thread.
  */
 COIL_API int coil_new_event_loop(coil_loop_t **out);
 
