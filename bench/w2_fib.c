@@ -36,7 +36,7 @@
 #include "bench_util.h"
 
 #define REPS 3
-#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1]"
+#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1] [--metrics 1]"
 
 static int fib(void *arg, void **result)
 {
@@ -64,6 +64,7 @@ struct run {
 	intptr_t value;
 	uint64_t ns;
 	unsigned hold;          /* --hold-others */
+	unsigned metrics;       /* --metrics: dump the workers' counters */
 };
 
 static atomic_uint holding;
@@ -131,6 +132,8 @@ static int top(void *arg, void **result)
 	r->ns = now_ns() - t0;
 	if (held)
 		release_others(held);
+	if (r->metrics)
+		coil_runtime_dump_metrics(coil_current_runtime(), stderr);
 	r->value = (intptr_t)v;
 	return rc;
 }
@@ -147,9 +150,11 @@ static intptr_t fib_iter(intptr_t n)
 }
 
 /* One measurement on a fresh runtime of `workers` workers; returns ms. */
+static unsigned metrics;
+
 static double measure(unsigned workers, intptr_t n, size_t stack, unsigned hold)
 {
-	struct run r = { .n = n, .hold = hold && workers > 1 };
+	struct run r = { .n = n, .hold = hold && workers > 1, .metrics = metrics };
 	char what[64];
 	snprintf(what, sizeof(what), "fib(%ld) on %u workers", (long)n, workers);
 	bench_block_on(workers, stack, top, &r, what);
@@ -182,6 +187,7 @@ int main(int argc, char **argv)
 		{ "--workers", BENCH_OPT_UINT, &workers },
 		{ "--stack-kib", BENCH_OPT_KIB, &stack },
 		{ "--hold-others", BENCH_OPT_UINT, &hold },
+		{ "--metrics", BENCH_OPT_UINT, &metrics },
 	};
 	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (n < 0 || n > 90 || !stack)

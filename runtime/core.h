@@ -797,6 +797,18 @@ coil__handoff_next(coil_loop_t *loop)
 		return NULL;
 	coil__fifo_pop(&loop->ready);
 	loop->batch--;
+	/* The task after it resumes next: the frames its switch pops, on a
+	 * stack the kernel's copies may have evicted, are on their way while
+	 * this one runs. */
+	coil__fnode_t *after = loop->ready.head;
+	if (after) {
+		coil__runnable_t *ar = coil__container_of(after, coil__runnable_t, node);
+		if (ar->kind == COIL__RUN_TASK) {
+			const char *sp = coil__container_of(ar, coil__task_body_t, run)->resume->ctx.sp;
+			__builtin_prefetch(sp, 0, 3);
+			__builtin_prefetch(sp + 56, 0, 3);
+		}
+	}
 	return b;
 }
 
