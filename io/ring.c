@@ -493,12 +493,14 @@ static int reap(coil__ring_t *r)
 			b[i].user_data = cqe->user_data;
 			b[i].res = cqe->res;
 			b[i].flags = cqe->flags;
-			/* The operation's handler runs below: its request (on a
+			bool op = cqe->user_data &&
+				  cqe->user_data != (uint64_t)(uintptr_t)&r->efd_op;
+			/* An operation's handler runs below: its request (on a
 			 * waiting task's stack, often out of the cache after the
 			 * kernel's copies) is on its way meanwhile. */
-			__builtin_prefetch((const void *)(uintptr_t)cqe->user_data, 1, 3);
-			owed += !(cqe->flags & IORING_CQE_F_MORE) && cqe->user_data &&
-				cqe->user_data != (uint64_t)(uintptr_t)&r->efd_op;
+			if (op)
+				__builtin_prefetch((const void *)(uintptr_t)cqe->user_data, 1, 3);
+			owed += op && !(cqe->flags & IORING_CQE_F_MORE);
 		}
 		io_uring_cq_advance(&r->ring, n);
 		COIL__METRICS_RING_REAPED(r, (int)n);
