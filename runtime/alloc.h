@@ -37,6 +37,15 @@ static inline void coil__free(void *p, size_t n)
 	if (p)
 		sdallocx(p, n ? n : 1, 0);
 }
+/* Frees p (of n bytes) straight back to the arena it came from, past the
+ * calling thread's cache: memory another thread allocated, which the next
+ * allocations here would otherwise reuse from that cache, sharing cache
+ * lines with that thread's objects of the same size. */
+static inline void coil__free_remote(void *p, size_t n)
+{
+	if (p)
+		sdallocx(p, n ? n : 1, MALLOCX_TCACHE_NONE);
+}
 /* Zeroed, 64-byte aligned (structures with cache-line groups); freed with
  * coil__free_aligned64 and the same size. */
 static inline void *coil__calloc_aligned64(size_t n)
@@ -60,6 +69,7 @@ static inline void *coil__calloc(size_t n)
 	return coil__fault() ? NULL : calloc(1, n ? n : 1);
 }
 static inline void coil__free(void *p, size_t n) { (void)n; free(p); }
+static inline void coil__free_remote(void *p, size_t n) { (void)n; free(p); }
 static inline void *coil__calloc_aligned64(size_t n)
 {
 	if (coil__fault())

@@ -402,7 +402,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	}
 	if (!t || !b) {
 		if (t)
-			coil__task_free_handle(t);
+			coil__task_cache_handle(t);
 		/* Not coil__task_free_body: nothing in the body is set yet
 		 * (a fresh one is garbage, a recycled one holds its last
 		 * task's freed name and stack). */
@@ -423,7 +423,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	    tls_inherit(b)) {
 		coil__strfree(t->name);
 		coil__task_free_body(NULL, b);
-		coil__task_free_handle(t);
+		coil__task_cache_handle(t);
 		return -ENOMEM;
 	}
 	coil__future_init(&t->fut, loop, true);
@@ -433,6 +433,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	if (out)
 		atomic_store_explicit(&t->fut.refs, 2, memory_order_relaxed);
 	t->id = task_id_take();
+	t->pooled = !me && loop->rt;
 	t->body = b;
 	atomic_init(&t->cancel_requests, 0);
 	atomic_init(&t->cancel, 0);
