@@ -494,6 +494,13 @@ struct coil__ended {
 	unsigned n;
 };
 
+/* Stacks a loop keeps from ended tasks for the next ones to start (task.c):
+ * a few, so that a chain of tasks ending in a row (a tree of awaits
+ * unwinding) leaves a stack for each of the next tasks started without
+ * going through the stack pool, and so that a burst of endings still gives
+ * its stacks back to the pool, which trims what stays idle. */
+#define COIL__SPARE_STACKS 8
+
 struct coil_loop {
 	coil__ctx_t sched;        /* the loop's own context while it runs */
 	coil_coro_t *sched_cur;   /* coil__cur to restore when a task yields */
@@ -541,10 +548,15 @@ struct coil_loop {
 	coil__objcache_t future_cache;  /* plain futures */
 	coil__objcache_t handle_cache;  /* call_soon / timer handles */
 	coil__objcache_t donecb_cache;  /* done-callbacks */
-	coil__stack_t *spare_stack; /* ended tasks' stacks for the next ones
-				     * (a list through their next links) */
+	/* Ended tasks' stacks for the next ones, newest last. An array of
+	 * the loop's own rather than a list through the stacks' descriptors:
+	 * those lie two to a cache line, and a stack that came to this worker
+	 * with a task that moved would otherwise have its descriptor written
+	 * here at every task's start and end, beside one the other worker
+	 * writes as often. */
+	coil__stack_t *spare[COIL__SPARE_STACKS];
 	size_t spare_request;     /* the size they were asked for */
-	unsigned nspare;          /* stacks in spare_stack */
+	unsigned nspare;          /* stacks in spare */
 	char *name;
 	pthread_t thread;         /* the thread running it */
 	pid_t ring_tid;           /* the ring's submitter thread (kernel id) */

@@ -219,27 +219,17 @@ static void foreign_get(coil_runtime_t *rt, coil_task_t **t, coil__task_body_t *
 		*b = coil__malloc(sizeof(coil__task_body_t));
 }
 
-/* Stacks of one size a loop keeps from ended tasks for the next ones to
- * start: a few, so that a chain of tasks ending in a row (a tree of
- * awaits unwinding) leaves a stack for each of the next tasks started
- * without going through the stack pool, and so that a burst of endings
- * still gives its stacks back to the pool, which trims what stays idle. */
-#define SPARE_STACKS 8
 
 /* What an ended task's body owns (its stack goes to the loop's spares),
  * leaving the body itself. */
 static void body_clear(coil_loop_t *loop, coil__task_body_t *b)
 {
-	if (b->coro.stack && loop && !loop->closed && loop->nspare < SPARE_STACKS) {
+	if (b->coro.stack && loop && !loop->closed && loop->nspare < COIL__SPARE_STACKS) {
 		size_t req = coil__coro_stack_request(&b->coro);
 		if (!loop->nspare)
 			loop->spare_request = req;
-		if (req == loop->spare_request) {
-			coil__stack_t *s = coil__coro_take_stack(&b->coro);
-			s->next = loop->spare_stack;
-			loop->spare_stack = s;
-			loop->nspare++;
-		}
+		if (req == loop->spare_request)
+			loop->spare[loop->nspare++] = coil__coro_take_stack(&b->coro);
 	}
 	coil__coro_fini(&b->coro);
 	coil__strfree(b->cancel_msg);
@@ -345,13 +335,8 @@ static void ended_push(coil_loop_t *loop, coil_loop_t *home, coil__task_body_t *
  */
 void coil__task_pools_free(coil_loop_t *loop)
 {
-	while (loop->spare_stack) {
-		coil__stack_t *s = loop->spare_stack;
-		loop->spare_stack = s->next;
-		s->next = NULL;
-		coil__stack_free(s);
-	}
-	loop->nspare = 0;
+	while (loop->nspare)
+		coil__stack_free(loop->spare[--loop->nspare]);
 	while (loop->free_bodies) {
 		coil__task_body_t *b = loop->free_bodies;
 		loop->free_bodies = (coil__task_body_t *)b->run.node.next;
@@ -640,14 +625,9 @@ bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b)
 		task_finish(loop, t, -ECANCELED);
 		return false;
 	}
-	coil__stack_t *spare = loop->spare_stack;
-	if (spare && loop->spare_request == coil__coro_stack_request(&b->coro)) {
-		loop->spare_stack = spare->next;
-		loop->nspare--;
-		spare->next = NULL;
-	} else {
-		spare = NULL;
-	}
+	coil__stack_t *spare = NULL;
+	if (loop->nspare && loop->spare_request == coil__coro_stack_request(&b->coro))
+		spare = loop->spare[--loop->nspare];
 	int rc = coil__coro_prepare(&b->coro, spare);
 	if (rc) {
 		task_finish(loop, b->task, rc);
