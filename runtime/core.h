@@ -818,8 +818,9 @@ coil__handoff_next(coil_loop_t *loop)
 	coil__fnode_t *after = loop->ready.head;
 	if (after) {
 		coil__runnable_t *ar = coil__container_of(after, coil__runnable_t, node);
-		if (ar->kind == COIL__RUN_TASK) {
-			const char *sp = coil__container_of(ar, coil__task_body_t, run)->resume->ctx.sp;
+		coil__task_body_t *ab = coil__container_of(ar, coil__task_body_t, run);
+		if (ar->kind == COIL__RUN_TASK && ab->started) {
+			const char *sp = ab->resume->ctx.sp;
 			__builtin_prefetch(sp, 0, 3);
 			__builtin_prefetch(sp + 56, 0, 3);
 		}
