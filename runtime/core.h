@@ -15,8 +15,9 @@
  *    done-callbacks), the timer heap, the ring, the all-tasks list.
  *
  * Threads: a loop's fields belong to its thread except the inbox (behind
- * inbox_lock), the task list (behind tasks_lock) and the owner-side deque
- * (thieves steal from its top). Futures, task cancellation state and the
+ * inbox_lock), the shared task list (behind tasks_lock), the own task
+ * list (changed by the worker alone, read by others under the own-list
+ * protocol: task.c) and the owner-side deque (thieves steal from its top). Futures, task cancellation state and the
  * synchronisation primitives carry their own spinlocks (see coil__lock).
  *
  * The suspension protocol is below (coil__suspend_check): a task registers
@@ -406,7 +407,8 @@ typedef struct coil__task_body {
 	_Atomic(coil__waiter_t *) waiting;
 	coil_coro_t coro;         /* the task's own coroutine */
 	uint32_t ntls;
-	bool shared_handle;       /* the handle may be released off the task's
+	bool shared_handle;
+	bool on_own;              /* in its home's `own` list, not `tasks` */       /* the handle may be released off the task's
 				   * loop (coil_runtime_spawn's, or a spawn
 				   * from another thread) */
 	/* Of pins, the task's own (coil_task_pin, the spawn's pinned): only
@@ -492,6 +494,10 @@ struct coil__pool_batch {
 struct coil__ended {
 	struct coil__task_body *head, *tail; /* through run.node.next */
 	unsigned n;
+	/* Those of tasks on the home's own list (coil_loop_t.own), which go
+	 * back to the home for it to unlink. */
+	struct coil__task_body *own_head, *own_tail;
+	unsigned own_n;
 };
 
 /* Stacks a loop keeps from ended tasks for the next ones to start (task.c):
@@ -518,8 +524,24 @@ struct coil_loop {
 	unsigned handoff_budget;  /* rounds a hand-off may still start (0
 				   * unless COIL__HANDOFF_ROUNDS) */
 	uint8_t handoff;          /* COIL__HANDOFF_* */
-	coil__list_t tasks;       /* live tasks (their bodies) */
+	/* Live tasks (their bodies): those spawned here by other threads and
+	 * by callbacks, under tasks_lock. */
+	coil__list_t tasks;
 	size_t ntasks;
+	/* The tasks this worker's own tasks spawned here (a runtime's worker
+	 * where the kernel has membarrier): changed by this thread only,
+	 * without a lock, inside own_busy (task.c, own_begin). Other threads
+	 * read it under tasks_lock with the own-list protocol (task.c,
+	 * own_read_begin). nown counts it (this thread writes it; any thread
+	 * may read it); bodies of its tasks that ended on other workers stay
+	 * in it until this worker unlinks them (own_ret). own_window counts
+	 * this worker's tasks' spawns since own_judge, which sets own_off
+	 * while many of them end elsewhere: spawns go on `tasks` then. */
+	coil__list_t own;
+	_Atomic size_t nown;
+	atomic_uchar own_busy;
+	bool own_off;
+	unsigned own_window;
 	/* Async generators started on this loop and not ended
 	 * (runtime/gen/gen.c), under gens_lock: a consumer task that moved
 	 * to another worker ends its generator there. */
@@ -572,6 +594,16 @@ struct coil_loop {
 				   * objects with this loop's: a standalone
 				   * loop, or a one-worker runtime's worker */
 	bool any;                 /* the COIL_ANY_WORKER stand-in of rt */
+	/* Other workers, once per batch: bodies of tasks of `own` that ended
+	 * there, handed back (through run.node.next) for this worker to
+	 * unlink and recycle, and how many (counted out of nown until then:
+	 * it may go below 0 for a while); and the count of this worker's
+	 * tasks that ended elsewhere, either list, since own_judge (task.c).
+	 * A lister on another thread sets own_want while it reads `own`. */
+	_Alignas(64) _Atomic(struct coil__task_body *) own_ret;
+	_Atomic int64_t own_gone;
+	atomic_size_t own_elsewhere;
+	atomic_uchar own_want;
 	/* Any thread: call_soon_threadsafe's inbox (and tasks pinned here,
 	 * woken from other threads). A cache line of its own: submitting
 	 * threads write it on every call, and an owner-only field beside it
@@ -1384,10 +1416,30 @@ static inline bool coil__task_listed(const coil__task_body_t *b)
 }
 /* On a worker's thread: unlinks the bodies of other loops' tasks that
  * ended here from their homes and recycles them (see coil_loop_t.ended);
- * unless `force`, only those whose home's lock is free now. A worker
- * forces it before it parks or leaves, so that a shutdown counting the
- * tasks left does not wait for it. */
+ * unless `force`, only those whose home's lock is free now. Those on a
+ * home's own list go back to it (own_ret). First, unlinks and recycles
+ * those of this loop's own list that came back. A worker forces it before
+ * it parks or leaves, so that a shutdown counting the tasks left does not
+ * wait for it. */
 void coil__loop_ended_flush(coil_loop_t *loop, bool force);
+/* Unlinks what came back to loop's own list (coil_loop_t.own_ret) once no
+ * worker runs, freeing the bodies (runtime shutdown, before the loops
+ * close). */
+void coil__loop_own_drain_final(coil_loop_t *loop);
+/* Live tasks of a worker loop (its two lists, less those ended elsewhere
+ * and handed back): any thread, without a lock; at least the true count
+ * when it reads 0 as a runtime shutdown needs it (task.c). */
+size_t coil__loop_live_tasks(coil_loop_t *loop);
+/* Takes a reference to each live task of loop into *out (a libc array the
+ * caller frees). Returns how many, or -ENOMEM. Threads as
+ * coil__loop_tasks_each. */
+int coil__loop_collect(coil_loop_t *loop, coil_task_t ***out);
+/* Calls fn(b, arg) for the body of each task in loop's lists, under the
+ * list lock and the own-list protocol: fn must not block, take a lock or
+ * spawn. Any thread for a runtime's loop (the owner's, for a standalone
+ * loop). Returns how many bodies it passed. */
+size_t coil__loop_tasks_each(coil_loop_t *loop,
+			     void (*fn)(struct coil__task_body *b, void *arg), void *arg);
 /* Hands a worker's batch of spare handles and bodies to its runtime's
  * pool for outside spawners (sched/runtime.c). */
 void coil__runtime_pool_give(coil_loop_t *loop);

@@ -76,6 +76,7 @@ static int loop_new(coil_loop_t **out, const coil_runtime_opts_t *o,
 	coil__fifo_init(&loop->ready);
 	coil__fifo_init(&loop->inbox);
 	coil__list_init(&loop->tasks);
+	coil__list_init(&loop->own);
 	coil__list_init(&loop->gens);
 	atomic_init(&loop->inbox_lock.v, 0);
 	atomic_init(&loop->gens_lock.v, 0);
@@ -931,17 +932,11 @@ bool coil_loop_is_closed(const coil_loop_t *loop)
 void coil__loop_finish_tasks(coil_loop_t *loop, int round)
 {
 	/* Collected first, each with a reference: the list lock must not be
-	 * held across a cancel. */
-	coil__lock(&loop->tasks_lock);
-	size_t n = 0, cap = loop->ntasks;
-	coil_task_t **all = cap ? coil__libc_malloc(cap * sizeof(*all)) : NULL;
-	for (coil__list_t *p = loop->tasks.next; all && p != &loop->tasks && n < cap; p = p->next) {
-		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
-		if (!coil__task_listed(b))
-			continue;
-		all[n++] = coil_future_task(coil_future_ref(&b->task->fut));
-	}
-	coil__unlock(&loop->tasks_lock);
+	 * held across a cancel. Without memory for the array, nothing is
+	 * cancelled this round; the next ones try again. */
+	coil_task_t **all = NULL;
+	int got = coil__loop_collect(loop, &all);
+	size_t n = got > 0 ? (size_t)got : 0;
 	if (round < 4)
 		coil__task_cancel_all(all, n);
 	for (size_t i = 0; i < n; i++) {

@@ -16,6 +16,16 @@ typedef struct coil__spin {
 
 void coil__spin_wait(coil__spin_t *l);
 
+/* One step of a spin: tells the core it is spinning. */
+static inline void coil__cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 static inline void coil__spin_lock(coil__spin_t *l)
 {
 	if (__builtin_expect(atomic_exchange_explicit(&l->v, 1, memory_order_acquire), 0))

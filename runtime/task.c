@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -267,6 +268,224 @@ void coil__task_free_body(coil_loop_t *loop, coil__task_body_t *b)
 	body_recycle(loop, b);
 }
 
+/*
+ * The own list (coil_loop_t.own). A worker's tasks spawn on it and end on
+ * it without a lock: only the worker's thread changes it, each change
+ * inside own_begin/own_end. A thread that reads it (a listing, coil_all_tasks
+ * from elsewhere) holds the loop's tasks_lock, which keeps other readers
+ * out, sets own_want, makes every thread of the process execute a full
+ * barrier (membarrier, as the cancellation protocol does: task_mark) and
+ * waits until own_busy is 0; the worker stores own_busy and then reads
+ * own_want with plain instructions. Either the worker's store came before
+ * the barrier and the reader waits for the change to end, or its read
+ * comes after it, sees own_want and waits, outside the change, for the
+ * reader to finish.
+ *
+ * A task of the list that ends on another worker stays in it until that
+ * worker hands its body back (own_ret, a batch at a time) and this one
+ * unlinks it: other workers do not take the barrier's cost (a system call
+ * and an interrupt of every other CPU of the process, some microseconds
+ * here) for it. That moves the unlinking, a few cache misses per task, to
+ * the home, which is right where few of its tasks end elsewhere (W2: a
+ * fraction of a percent) and wrong where many do (W1: half, and the home is
+ * the spawner everyone waits for). So each worker counts, per window of
+ * OWN_WINDOW spawns of its tasks, how many of its tasks ended elsewhere,
+ * and spawns onto the shared list, whose enders unlink their own batches,
+ * while more than one in OWN_RATIO does.
+ */
+#define OWN_WINDOW 1024
+#define OWN_RATIO 8
+
+static void cancel_fence(void);
+
+static __attribute__((noinline)) void own_wait(coil_loop_t *loop)
+{
+	for (;;) {
+		atomic_store_explicit(&loop->own_busy, 0, memory_order_release);
+		for (unsigned n = 0;
+		     atomic_load_explicit(&loop->own_want, memory_order_acquire); n++) {
+			if (n < 128)
+				coil__cpu_relax();
+			else
+				sched_yield();
+		}
+		atomic_store_explicit(&loop->own_busy, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (!atomic_load_explicit(&loop->own_want, memory_order_acquire))
+			return;
+	}
+}
+
+static inline void own_begin(coil_loop_t *loop)
+{
+	atomic_store_explicit(&loop->own_busy, 1, memory_order_relaxed);
+	/* Only the compiler's order: the hardware's comes from the
+	 * reader's membarrier. */
+	atomic_signal_fence(memory_order_seq_cst);
+	/* Acquire: a reader that let go is done with the list. */
+	if (__builtin_expect(atomic_load_explicit(&loop->own_want, memory_order_acquire), 0))
+		own_wait(loop);
+}
+
+static inline void own_end(coil_loop_t *loop)
+{
+	atomic_store_explicit(&loop->own_busy, 0, memory_order_release);
+}
+
+/* Under loop's tasks_lock: makes `own` safe to read until own_read_end. */
+static bool own_read_begin(coil_loop_t *loop)
+{
+	if (coil__running_loop == loop)
+		return false; /* the owner: nothing changes it meanwhile */
+	atomic_store_explicit(&loop->own_want, 1, memory_order_relaxed);
+	cancel_fence();
+	for (unsigned n = 0; atomic_load_explicit(&loop->own_busy, memory_order_acquire); n++) {
+		if (n < 128)
+			coil__cpu_relax();
+		else
+			sched_yield(); /* the owner may be preempted in a change */
+	}
+	return true;
+}
+
+static void own_read_end(coil_loop_t *loop, bool fenced)
+{
+	if (fenced)
+		atomic_store_explicit(&loop->own_want, 0, memory_order_release);
+}
+
+size_t coil__loop_tasks_each(coil_loop_t *loop, void (*fn)(coil__task_body_t *b, void *arg),
+			     void *arg)
+{
+	size_t n = 0;
+	coil__lock(&loop->tasks_lock);
+	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next, n++)
+		fn(coil__container_of(p, coil__task_body_t, all), arg);
+	if (loop->rt) {
+		bool fenced = own_read_begin(loop);
+		for (coil__list_t *p = loop->own.next; p != &loop->own; p = p->next, n++)
+			fn(coil__container_of(p, coil__task_body_t, all), arg);
+		own_read_end(loop, fenced);
+	}
+	coil__unlock(&loop->tasks_lock);
+	return n;
+}
+
+struct collect {
+	coil_task_t **v;
+	size_t cap, n;
+	bool short_;              /* more than cap */
+};
+
+static void collect_one(coil__task_body_t *b, void *arg)
+{
+	struct collect *c = arg;
+	/* Not one that ended on another worker (task_finish). */
+	if (!coil__task_listed(b))
+		return;
+	if (c->n == c->cap) {
+		c->short_ = true;
+		return;
+	}
+	c->v[c->n++] = coil_future_task(coil_future_ref(&b->task->fut));
+}
+
+int coil__loop_collect(coil_loop_t *loop, coil_task_t ***out)
+{
+	size_t cap = coil__loop_live_tasks(loop) + 16;
+	for (;;) {
+		/* Allocated outside the list lock; the lists may grow
+		 * meanwhile, hence the room to spare and the retry. */
+		struct collect c = { coil__libc_malloc(cap * sizeof(coil_task_t *)), cap, 0,
+				     false };
+		if (!c.v)
+			return -ENOMEM;
+		coil__loop_tasks_each(loop, collect_one, &c);
+		if (!c.short_) {
+			*out = c.v;
+			return (int)c.n;
+		}
+		for (size_t i = 0; i < c.n; i++)
+			coil_future_release(&c.v[i]->fut);
+		free(c.v);
+		cap = cap * 2;
+	}
+}
+
+size_t coil__loop_live_tasks(coil_loop_t *loop)
+{
+	coil__lock(&loop->tasks_lock);
+	size_t n = loop->ntasks;
+	coil__unlock(&loop->tasks_lock);
+	/* nown first: a worker unlinking what came back lowers own_gone
+	 * before nown, so the difference is never below the true count. */
+	int64_t own = (int64_t)atomic_load_explicit(&loop->nown, memory_order_acquire) -
+		      atomic_load_explicit(&loop->own_gone, memory_order_acquire);
+	return n + (own > 0 ? (size_t)own : 0);
+}
+
+/* Unlinks the bodies of the own list's tasks that ended on other workers
+ * and came back, and recycles them into `into` (NULL: frees them). */
+static void own_drain(coil_loop_t *loop, coil_loop_t *into)
+{
+	if (!atomic_load_explicit(&loop->own_ret, memory_order_relaxed))
+		return;
+	coil__task_body_t *b = atomic_exchange_explicit(&loop->own_ret, NULL, memory_order_acquire);
+	int64_t n = 0;
+	own_begin(loop);
+	for (coil__task_body_t *p = b; p; p = (coil__task_body_t *)p->run.node.next) {
+		coil__list_del(&p->all);
+		n++;
+	}
+	atomic_fetch_sub_explicit(&loop->own_gone, n, memory_order_release);
+	size_t left = atomic_load_explicit(&loop->nown, memory_order_relaxed) - (size_t)n;
+	atomic_store_explicit(&loop->nown, left, memory_order_release);
+	own_end(loop);
+	while (b) {
+		coil__task_body_t *next = (coil__task_body_t *)b->run.node.next;
+		coil_task_t *t = b->task;
+		body_recycle(into, b);
+		coil_future_release(&t->fut); /* the loop's reference */
+		b = next;
+	}
+}
+
+void coil__loop_own_drain_final(coil_loop_t *loop)
+{
+	own_drain(loop, NULL);
+}
+
+/* Hands this worker's batch of home's own-list bodies back to home. */
+static void own_send(coil_loop_t *loop, coil_loop_t *home)
+{
+	struct coil__ended *e = &loop->ended[home->index];
+	coil__task_body_t *head = e->own_head, *tail = e->own_tail;
+	int64_t n = e->own_n;
+	e->own_head = e->own_tail = NULL;
+	e->own_n = 0;
+	if (!e->head)
+		loop->nended--;
+	atomic_fetch_add_explicit(&home->own_elsewhere, (size_t)n, memory_order_relaxed);
+	coil__task_body_t *old = atomic_load_explicit(&home->own_ret, memory_order_relaxed);
+	do
+		tail->run.node.next = (coil__fnode_t *)old;
+	while (!atomic_compare_exchange_weak_explicit(&home->own_ret, &old, head,
+						      memory_order_release,
+						      memory_order_relaxed));
+	atomic_fetch_add_explicit(&home->own_gone, n, memory_order_release);
+	/* A runtime waiting for its tasks to end counts them again. */
+	coil__runtime_tasks_gone(home->rt);
+}
+
+/* After OWN_WINDOW spawns of loop's tasks: whether the next ones go on the
+ * own list (see the protocol above). */
+static void own_judge(coil_loop_t *loop)
+{
+	size_t away = atomic_exchange_explicit(&loop->own_elsewhere, 0, memory_order_relaxed);
+	loop->own_off = away * OWN_RATIO > loop->own_window;
+	loop->own_window = 0;
+}
+
 /* Unlinks the batch of home's bodies that ended on this worker (one lock
  * for all of them) and recycles them here. Unless `force`, only if the
  * home's lock is free: the batch waits for a later flush rather than this
@@ -280,13 +499,17 @@ static void ended_flush_home(coil_loop_t *loop, coil_loop_t *home, bool force)
 	else if (!coil__spin_trylock(&home->tasks_lock))
 		return;
 	coil__task_body_t *b = e->head;
+	size_t n = e->n;
 	e->head = e->tail = NULL;
 	e->n = 0;
-	loop->nended--;
+	if (!e->own_head)
+		loop->nended--;
 	for (coil__task_body_t *p = b; p; p = (coil__task_body_t *)p->run.node.next) {
 		coil__list_del(&p->all);
 		home->ntasks--;
 	}
+	if (home != loop) /* not the batch of outside spawns ended on their home */
+		atomic_fetch_add_explicit(&home->own_elsewhere, n, memory_order_relaxed);
 	size_t left = home->ntasks;
 	coil__spin_unlock(&home->tasks_lock);
 	while (b) {
@@ -303,24 +526,38 @@ static void ended_flush_home(coil_loop_t *loop, coil_loop_t *home, bool force)
 
 void coil__loop_ended_flush(coil_loop_t *loop, bool force)
 {
+	own_drain(loop, loop);
 	for (unsigned i = 0; loop->nended && i < loop->rt->n; i++) {
-		if (loop->ended[i].head)
+		struct coil__ended *e = &loop->ended[i];
+		if (e->own_head)
+			own_send(loop, loop->rt->loops[i]);
+		if (e->head)
 			ended_flush_home(loop, loop->rt->loops[i], force);
 	}
 }
 
 /* Queues the body of a task of another worker (home) that ended here for
- * ended_flush_home. */
+ * ended_flush_home, or own_send for one of home's own list. */
 static void ended_push(coil_loop_t *loop, coil_loop_t *home, coil__task_body_t *b)
 {
 	struct coil__ended *e = &loop->ended[home->index];
 	b->run.node.next = NULL;
-	if (e->tail) {
-		e->tail->run.node.next = (coil__fnode_t *)b;
-	} else {
-		e->head = b;
+	if (!e->head && !e->own_head)
 		loop->nended++;
+	if (b->on_own) {
+		if (e->own_tail)
+			e->own_tail->run.node.next = (coil__fnode_t *)b;
+		else
+			e->own_head = b;
+		e->own_tail = b;
+		if (++e->own_n >= COIL__TICK)
+			own_send(loop, home);
+		return;
 	}
+	if (e->tail)
+		e->tail->run.node.next = (coil__fnode_t *)b;
+	else
+		e->head = b;
 	e->tail = b;
 	/* Tried at every COIL__TICK ends, forced at 4 times that. */
 	if (++e->n % COIL__TICK == 0)
@@ -439,6 +676,27 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	b->shared_handle = shared || me != loop;
 	b->created = loop->debug ? coil__clock_ns() : 0;
 	b->run.kind = COIL__RUN_TASK;
+	/* Spawned by one of this worker's tasks: on the worker's own list,
+	 * without a lock (a shutdown lets the runtime's tasks spawn), unless
+	 * many of them end elsewhere (own_judge). */
+	b->on_own = false;
+	if (me == loop && loop->rt && coil__cancel_fence_ok && coil__cur && coil__cur->task) {
+		if (++loop->own_window >= OWN_WINDOW)
+			own_judge(loop);
+		b->on_own = !loop->own_off;
+	}
+	if (b->on_own) {
+		own_begin(loop);
+		coil__list_push(&loop->own, &b->all);
+		atomic_store_explicit(&loop->nown,
+				      atomic_load_explicit(&loop->nown, memory_order_relaxed) + 1,
+				      memory_order_release);
+		own_end(loop);
+		if (out)
+			*out = t;
+		coil__task_enqueue_new(loop, b);
+		return 0;
+	}
 	coil__lock(&loop->tasks_lock);
 	if (__builtin_expect(loop->rt && atomic_load_explicit(&loop->rt->shutting_down,
 							      memory_order_relaxed), 0) &&
@@ -549,9 +807,16 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	bool elsewhere = home != loop && home->rt && loop->rt == home->rt;
 	/* A task spawned from outside ends on its home in batches too: the
 	 * outside spawner takes the home's list lock for each spawn. */
-	elsewhere |= home == loop && home->rt && !home->alone && b->shared_handle;
+	elsewhere |= home == loop && home->rt && !home->alone && b->shared_handle &&
+		     !b->on_own;
 	size_t left = 1;
-	if (!elsewhere) {
+	if (!elsewhere && b->on_own) {
+		own_begin(home);
+		coil__list_del(&b->all);
+		left = atomic_load_explicit(&home->nown, memory_order_relaxed) - 1;
+		atomic_store_explicit(&home->nown, left, memory_order_release);
+		own_end(home);
+	} else if (!elsewhere) {
 		coil__lock(&home->tasks_lock);
 		coil__list_del(&b->all);
 		left = --home->ntasks;
@@ -1066,6 +1331,21 @@ coil_task_t *coil_current_task(void)
 	return c ? c->task : NULL;
 }
 
+struct all_tasks {
+	coil_task_t **tasks;
+	size_t cap, n;
+};
+
+static void all_tasks_one(coil__task_body_t *b, void *arg)
+{
+	struct all_tasks *a = arg;
+	if (!coil__task_listed(b))
+		return;
+	if (a->n < a->cap)
+		a->tasks[a->n] = b->task;
+	a->n++;
+}
+
 size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 {
 	loop = loop ? loop : coil_get_event_loop();
@@ -1077,18 +1357,9 @@ size_t coil_all_tasks(coil_loop_t *loop, coil_task_t **tasks, size_t cap)
 	 * return through a count). */
 	if (!tasks)
 		cap = 0;
-	size_t i = 0;
-	coil__lock(&loop->tasks_lock);
-	for (coil__list_t *p = loop->tasks.next; p != &loop->tasks; p = p->next) {
-		coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
-		if (!coil__task_listed(b))
-			continue;
-		if (i < cap)
-			tasks[i] = b->task;
-		i++;
-	}
-	coil__unlock(&loop->tasks_lock);
-	return i;
+	struct all_tasks a = { tasks, cap, 0 };
+	coil__loop_tasks_each(loop, all_tasks_one, &a);
+	return a.n;
 }
 
 static void sleep_cancel(coil__waiter_t *w)

@@ -1110,6 +1110,126 @@ TEST(tasks_that_end_on_another_worker_leave_their_homes_list)
 	ASSERT_LT(now_ns() - t0, 10 * COIL_NSEC_PER_SEC);
 }
 
+/*
+ * A worker's tasks spawn onto and end off the worker's own list without a
+ * lock; a listing from another thread holds the worker out of the list
+ * while it reads (runtime/task.c, own_read_begin). Here a plain thread
+ * lists and dumps both workers' tasks without a pause while each worker
+ * runs fork-join trees (tasks that end where they were spawned, and some
+ * that thieves end elsewhere and hand back) and a spawner whose children
+ * mostly end on the other worker (which sends that worker's spawns to the
+ * shared list for a while, and back). Nothing listed may be a task that
+ * is done, the counts stay within what is alive, and under ASan or TSan
+ * nothing is read as it changes or after it is freed.
+ */
+static atomic_bool list_stop;
+static atomic_int list_live; /* an upper bound of the live tasks */
+
+static int list_fib(void *arg, void **result)
+{
+	intptr_t k = (intptr_t)arg;
+	if (k < 2) {
+		*result = (void *)k;
+		return 0;
+	}
+	coil_task_t *t;
+	atomic_fetch_add(&list_live, 1);
+	ASSERT_EQ(coil_spawn(&t, list_fib, (void *)(k - 1), NULL), 0);
+	void *a = NULL, *b = NULL;
+	ASSERT_EQ(list_fib((void *)(k - 2), &b), 0);
+	ASSERT_EQ(coil_await(coil_task_future(t), &a), 0);
+	coil_task_detach(t);
+	atomic_fetch_sub(&list_live, 1);
+	*result = (void *)((intptr_t)a + (intptr_t)b);
+	return 0;
+}
+
+static int list_leaf(void *arg, void **result)
+{
+	(void)arg;
+	*result = NULL;
+	return 0;
+}
+
+/* Spawns bursts that the other worker mostly runs, then fork-join trees. */
+static int list_worker(void *arg, void **result)
+{
+	(void)result;
+	int rounds = (int)(intptr_t)arg;
+	for (int r = 0; r < rounds && !atomic_load(&list_stop); r++) {
+		enum { BURST = 3000 };
+		coil_task_t **t = malloc(BURST * sizeof(*t));
+		ASSERT(t != NULL);
+		atomic_fetch_add(&list_live, BURST);
+		for (int i = 0; i < BURST; i++)
+			ASSERT_EQ(coil_spawn(&t[i], list_leaf, NULL, NULL), 0);
+		for (int i = 0; i < BURST; i++) {
+			ASSERT_EQ(coil_await(coil_task_future(t[i]), NULL), 0);
+			coil_task_detach(t[i]);
+		}
+		atomic_fetch_sub(&list_live, BURST);
+		free(t);
+		for (int i = 0; i < 4; i++) {
+			void *v = NULL;
+			ASSERT_EQ(list_fib((void *)(intptr_t)14, &v), 0);
+			ASSERT_EQ((intptr_t)v, 377);
+		}
+	}
+	return 0;
+}
+
+static void *list_thread(void *arg)
+{
+	coil_runtime_t *rt = arg;
+	FILE *null = fopen("/dev/null", "w");
+	ASSERT(null != NULL);
+	coil_task_t *v[64];
+	unsigned lists = 0;
+	while (!atomic_load(&list_stop)) {
+		for (int w = 0; w < 2; w++) {
+			coil_loop_t *loop = coil_runtime_loop(rt, w);
+			/* The two workers' tasks, each task counted once; the
+			 * bound is read after the count (it only grows while a
+			 * task it counts is alive). */
+			size_t n = coil_all_tasks(loop, v, 64);
+			ASSERT_LE(n, (size_t)atomic_load(&list_live) + 4);
+			ASSERT_GE(coil_loop_dump_tasks(loop, null, 0), 0);
+			lists++;
+		}
+	}
+	fclose(null);
+	ASSERT(lists > 0);
+	return NULL;
+}
+
+TEST(listings_from_another_thread_while_workers_spawn_and_end_tasks)
+{
+	coil_runtime_t *rt = rt_make(2, NULL);
+	ASSERT_EQ(coil_runtime_start(rt), 0);
+	atomic_store(&list_stop, false);
+	atomic_store(&list_live, 2);
+	pthread_t th;
+	ASSERT_EQ(pthread_create(&th, NULL, list_thread, rt), 0);
+	int rounds = under_valgrind() ? 1 : 20;
+	coil_spawn_opts_t pinned = { .pinned = true };
+	coil_cfuture_t *f[2];
+	for (int w = 0; w < 2; w++)
+		ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&f[w], coil_runtime_loop(rt, w),
+							     list_worker, (void *)(intptr_t)rounds,
+							     &pinned), 0);
+	for (int w = 0; w < 2; w++) {
+		ASSERT_EQ(coil_cfuture_wait(f[w], COIL_FOREVER, NULL), 0);
+		coil_cfuture_release(f[w]);
+	}
+	atomic_store(&list_stop, true);
+	ASSERT_EQ(pthread_join(th, NULL), 0);
+	/* Every task is done: none is listed, whatever is still on its way
+	 * back to its home. */
+	for (int w = 0; w < 2; w++)
+		ASSERT_EQ(coil_all_tasks(coil_runtime_loop(rt, w), NULL, 0), 0);
+	ASSERT_EQ(coil_runtime_shutdown(rt, 30 * COIL_NSEC_PER_SEC), 0);
+}
+
 /* --- the LIFO slot ------------------------------------------------------------ */
 
 /* A task woken by a pinned task of a worker's ready batch goes to that
@@ -1722,6 +1842,7 @@ TEST_LIST(
 	TEST_ENTRY(stop_from_a_signal_handler_on_a_plain_thread),
 	TEST_ENTRY(wait_stopped_returns_once_stopped),
 	TEST_ENTRY(tasks_that_end_on_another_worker_leave_their_homes_list),
+	TEST_ENTRY(listings_from_another_thread_while_workers_spawn_and_end_tasks),
 	TEST_ENTRY(a_task_woken_into_the_lifo_slot_runs_while_its_worker_is_blocked),
 	TEST_ENTRY(cancel_with_a_message_racing_the_tasks_end),
 	TEST_ENTRY(shutdown_waits_for_tasks_that_end_in_time),

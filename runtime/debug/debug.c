@@ -71,7 +71,8 @@
 	X(ts_notified, COIL__TS_NOTIFIED)                                     \
 	X(saved_fp, COIL__SAVED_FP)                                           \
 	X(saved_pc, COIL__SAVED_PC)                                           \
-	X(saved_words, COIL__SAVED_WORDS)
+	X(saved_words, COIL__SAVED_WORDS)                                     \
+	X(loop_own, offsetof(coil_loop_t, own))
 
 #define DEBUG_COUNT_(name, value) +1
 #define DEBUG_VALUE_(name, value) (uint64_t)(value),

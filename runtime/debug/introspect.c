@@ -405,38 +405,11 @@ int coil_task_print_stack(coil_task_t *t, FILE *f)
 
 /* --- listings ------------------------------------------------------------ */
 
-/* Takes a reference to each live task of loop (under its list lock) into
- * *out. Returns how many, or -ENOMEM. */
+/* Takes a reference to each live task of loop into *out. Returns how
+ * many, or -ENOMEM. */
 static int collect(coil_loop_t *loop, coil_task_t ***out)
 {
-	size_t cap = 0;
-	coil_task_t **v = NULL;
-	for (;;) {
-		coil__lock(&loop->tasks_lock);
-		size_t n = loop->ntasks;
-		if (n <= cap) {
-			size_t i = 0;
-			for (coil__list_t *p = loop->tasks.next; p != &loop->tasks && i < n;
-			     p = p->next) {
-				coil__task_body_t *b = coil__container_of(p, coil__task_body_t, all);
-				/* Ended on another worker (task.c, task_finish). */
-				if (!coil__task_listed(b))
-					continue;
-				v[i++] = coil_future_task(coil_future_ref(&b->task->fut));
-			}
-			coil__unlock(&loop->tasks_lock);
-			*out = v;
-			return (int)i;
-		}
-		coil__unlock(&loop->tasks_lock);
-		/* Allocated outside the spinlock; the list may grow meanwhile,
-		 * hence the room to spare and the retry. */
-		free(v);
-		cap = n + n / 4 + 16;
-		v = coil__libc_malloc(cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-	}
+	return coil__loop_collect(loop, out);
 }
 
 static void fmt_secs(char *buf, size_t cap, int64_t ns)

@@ -46,13 +46,7 @@
 #include "alloc.h"
 #include "core.h"
 
-#if defined(__x86_64__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
+#define cpu_relax() coil__cpu_relax()
 
 #define LIFO_MAX 3        /* LIFO-slot steps in a row (Tokio's cap) */
 #define SPIN_NS 20000     /* looking for work before parking, ns: longer
@@ -551,6 +545,12 @@ static void runtime_free(coil_runtime_t *rt)
 	 * worker 0's exception handler. */
 	if (rt->loops && rt->loops[0])
 		coil__debug_fds_check(rt, rt->loops[0]);
+	/* What workers handed back to a worker that had already left. */
+	if (rt->loops) {
+		for (unsigned i = 0; i < rt->n; i++)
+			if (rt->loops[i])
+				coil__loop_own_drain_final(rt->loops[i]);
+	}
 	if (rt->loops) {
 		for (unsigned i = 0; i < rt->n; i++) {
 			if (!rt->loops[i])
@@ -1057,12 +1057,8 @@ static bool wait_tasks_locked(coil_runtime_t *rt, int64_t deadline);
 static size_t live_tasks(coil_runtime_t *rt)
 {
 	size_t n = 0;
-	for (unsigned i = 0; i < rt->n; i++) {
-		coil_loop_t *l = rt->loops[i];
-		coil__lock(&l->tasks_lock);
-		n += l->ntasks;
-		coil__unlock(&l->tasks_lock);
-	}
+	for (unsigned i = 0; i < rt->n; i++)
+		n += coil__loop_live_tasks(rt->loops[i]);
 	return n;
 }
 

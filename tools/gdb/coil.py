@@ -52,7 +52,8 @@ list_next body_all body_task body_rstate body_started body_resume
 body_waiting body_worker body_coro body_created task_id task_name task_body
 future_is_task coro_sp coro_parent coro_stack coro_name stack_lo stack_size
 waiter_what waiter_source waiter_timer_when waiter_timer_loop ts_queued
-ts_running ts_waiting ts_notified saved_fp saved_pc saved_words""".split()
+ts_running ts_waiting ts_notified saved_fp saved_pc saved_words
+loop_own""".split()
 
 MAX_TASKS = 1000000
 MAX_FRAMES = 256
@@ -223,16 +224,22 @@ def read_loops(mem, lay):
 
 
 def read_tasks(mem, lay, lp, loops_by_addr):
-    """The live tasks on loop lp's list (its tasks, wherever they run)."""
+    """The live tasks on loop lp's lists (its tasks, wherever they run): the
+    shared list and the worker's own. A body whose task no longer points to
+    it ended on another worker and waits there to be unlinked: not listed."""
     tasks = []
-    head = lp.addr + lay.loop_tasks
-    try:
-        p = mem.u64(head + lay.list_next)
-        while p != head and len(tasks) < MAX_TASKS:
-            tasks.append(read_task(mem, lay, p - lay.body_all, loops_by_addr))
-            p = mem.u64(p + lay.list_next)
-    except Unreadable as e:
-        gdb.write("coil: the task list of loop 0x%x ends early: %s\n" % (lp.addr, e))
+    for off in (lay.loop_tasks, lay.loop_own):
+        head = lp.addr + off
+        try:
+            p = mem.u64(head + lay.list_next)
+            while p != head and len(tasks) < MAX_TASKS:
+                body = p - lay.body_all
+                task = mem.u64(body + lay.body_task)
+                if mem.u64(task + lay.task_body) == body:
+                    tasks.append(read_task(mem, lay, body, loops_by_addr))
+                p = mem.u64(p + lay.list_next)
+        except Unreadable as e:
+            gdb.write("coil: the task list of loop 0x%x ends early: %s\n" % (lp.addr, e))
     return tasks
 
 
