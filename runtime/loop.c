@@ -1050,7 +1050,7 @@ void coil__loop_close_worker(coil_loop_t *loop)
 	 * which must not outlive the loop. */
 	coil__gen_forget_loop(loop);
 	coil__spin_lock(&loop->inbox_lock);
-	loop->closed = true;
+	__atomic_store_n(&loop->closed, true, __ATOMIC_RELAXED); /* coil__task_create */
 	coil__fifo_splice(&loop->ready, &loop->inbox);
 	coil__spin_unlock(&loop->inbox_lock);
 	drop_ready(loop);

@@ -611,7 +611,9 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 		return -EINVAL;
 	if (loop->any)
 		return coil_runtime_spawn(loop->rt, out, fn, arg, opts);
-	if (loop->closed)
+	/* Atomic: an outside spawner may look while a shutdown, which refuses
+	 * it under the list lock below, closes the runtime's loops. */
+	if (__atomic_load_n(&loop->closed, __ATOMIC_RELAXED))
 		return COIL_ECLOSED;
 	coil_task_t *t;
 	coil__task_body_t *b;
