@@ -23,7 +23,16 @@
  * everything, on the multi-worker paths (deques, locks, atomic wake-ups),
  * with nothing stolen and no cache line moving between CPUs: the cost of
  * the multi-worker protocol itself, to compare with --workers 1.
+ *
+ * --per-worker 1 (with --workers N; not a measurement of WORKLOADS.md
+ * either): one fib(n) tree rooted on each worker at once (the roots
+ * pinned, the rest free to move), and the time of the slowest: trees that
+ * share nothing should each take what one takes on a held runtime
+ * (--hold-others 1); more is what the workers cost each other through
+ * memory they share without a reason (a cache line of one worker's objects
+ * beside the other's).
  * usage: w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1]
+ *        [--per-worker 1]
  */
 #include <coil/coil.h>
 
@@ -36,7 +45,7 @@
 #include "bench_util.h"
 
 #define REPS 3
-#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1] [--metrics 1]"
+#define USAGE "w2_fib [--workers N] [--n 27] [--stack-kib 16] [--hold-others 1] [--per-worker 1]"
 
 static int fib(void *arg, void **result)
 {
@@ -64,7 +73,7 @@ struct run {
 	intptr_t value;
 	uint64_t ns;
 	unsigned hold;          /* --hold-others */
-	unsigned metrics;       /* --metrics: dump the workers' counters */
+	unsigned per_worker;    /* --per-worker */
 };
 
 static atomic_uint holding;
@@ -132,8 +141,6 @@ static int top(void *arg, void **result)
 	r->ns = now_ns() - t0;
 	if (held)
 		release_others(held);
-	if (r->metrics)
-		coil_runtime_dump_metrics(coil_current_runtime(), stderr);
 	r->value = (intptr_t)v;
 	return rc;
 }
@@ -150,14 +157,82 @@ static intptr_t fib_iter(intptr_t n)
 }
 
 /* One measurement on a fresh runtime of `workers` workers; returns ms. */
-static unsigned metrics;
+/* --per-worker: one tree on each worker at once, rooted there (pinned),
+ * each timed by its root. */
+struct tree {
+	intptr_t n, value;
+	uint64_t ns;
+};
+
+static atomic_uint trees_ready;
+
+static int tree_root(void *arg, void **result)
+{
+	struct tree *t = arg;
+	(void)result;
+	unsigned n = coil_runtime_workers(coil_current_runtime());
+	atomic_fetch_add(&trees_ready, 1);
+	while (atomic_load(&trees_ready) < n)
+		;
+	void *v = NULL;
+	uint64_t t0 = now_ns();
+	int rc = fib((void *)t->n, &v);
+	t->ns = now_ns() - t0;
+	t->value = (intptr_t)v;
+	return rc;
+}
+
+static int per_worker(void *arg, void **result)
+{
+	struct run *r = arg;
+	(void)result;
+	coil_runtime_t *rt = coil_current_runtime();
+	unsigned n = coil_runtime_workers(rt);
+	int me = coil_current_worker();
+	struct tree *t = calloc(n, sizeof(*t));
+	coil_cfuture_t **f = calloc(n, sizeof(*f));
+	if (!t || !f)
+		CHECK_FAIL("out of memory");
+	atomic_store(&trees_ready, 0);
+	coil_spawn_opts_t pinned = { .pinned = true };
+	for (unsigned i = 0; i < n; i++) {
+		t[i].n = r->n;
+		if ((int)i == me)
+			continue;
+		int rc = coil_run_coroutine_threadsafe_opts(&f[i], coil_runtime_loop(rt, (int)i),
+							    tree_root, &t[i], &pinned);
+		if (rc)
+			CHECK_FAIL("tree on worker %u: %s", i, coil_strerror(rc));
+	}
+	int rc = tree_root(&t[me], NULL);
+	for (unsigned i = 0; i < n; i++) {
+		if (!f[i])
+			continue;
+		int frc = coil_cfuture_wait(f[i], COIL_FOREVER, NULL);
+		coil_cfuture_release(f[i]);
+		rc = rc ? rc : frc;
+	}
+	r->ns = 0;
+	r->value = t[0].value;
+	for (unsigned i = 0; i < n; i++) {
+		if (t[i].value != t[0].value)
+			r->value = -1;
+		if (t[i].ns > r->ns)
+			r->ns = t[i].ns;
+	}
+	free(t);
+	free(f);
+	return rc;
+}
+
+static unsigned per_worker_mode;
 
 static double measure(unsigned workers, intptr_t n, size_t stack, unsigned hold)
 {
-	struct run r = { .n = n, .hold = hold && workers > 1, .metrics = metrics };
+	struct run r = { .n = n, .hold = hold && workers > 1, .per_worker = per_worker_mode };
 	char what[64];
 	snprintf(what, sizeof(what), "fib(%ld) on %u workers", (long)n, workers);
-	bench_block_on(workers, stack, top, &r, what);
+	bench_block_on(workers, stack, r.per_worker ? per_worker : top, &r, what);
 	if (r.value != fib_iter(n))
 		CHECK_FAIL("fib(%ld) = %ld, expected %ld", (long)n, (long)r.value,
 			   (long)fib_iter(n));
@@ -187,7 +262,7 @@ int main(int argc, char **argv)
 		{ "--workers", BENCH_OPT_UINT, &workers },
 		{ "--stack-kib", BENCH_OPT_KIB, &stack },
 		{ "--hold-others", BENCH_OPT_UINT, &hold },
-		{ "--metrics", BENCH_OPT_UINT, &metrics },
+		{ "--per-worker", BENCH_OPT_UINT, &per_worker_mode },
 	};
 	bench_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), USAGE);
 	if (n < 0 || n > 90 || !stack)
@@ -196,8 +271,9 @@ int main(int argc, char **argv)
 	       (long)fib_iter(n), (long)(fib_iter(n + 1) - 1), stack / 1024);
 	if (workers) {
 		char unit[64];
-		snprintf(unit, sizeof(unit), "ms workers=%u%s", workers,
-			 hold && workers > 1 ? " held=all-but-one" : "");
+		snprintf(unit, sizeof(unit), "ms workers=%u%s%s", workers,
+			 hold && workers > 1 ? " held=all-but-one" : "",
+			 per_worker_mode ? " trees=one-per-worker" : "");
 		report("time_ms", measure(workers, n, stack, hold), unit);
 		return 0;
 	}
