@@ -49,7 +49,7 @@ test-tsan: deps
 
 # The core tests under Valgrind, from a build whose runtime allocates with
 # libc malloc (Valgrind cannot see into jemalloc's arenas).
-VALGRIND_TESTS ?= test_bad_input test_coro test_future test_task test_loop test_cm test_queue test_sync test_compose test_compose_timeout test_compose_taskgroup test_gen test_aiter test_threadsafe test_runtime test_sync_mt test_debug test_executor test_process_pool test_io test_io_files test_stream test_server test_process test_signal test_metrics test_trace test_race_future test_race_sync test_race_io test_race_exec test_race_proc test_race_sig test_race_gen test_race_timer test_race_net test_race_life test_race_iter test_race_task test_oom
+VALGRIND_TESTS ?= test_bad_input test_coro test_future test_task test_loop test_cm test_queue test_sync test_compose test_compose_timeout test_compose_taskgroup test_gen test_aiter test_threadsafe test_runtime test_sync_mt test_debug test_executor test_process_pool test_io test_io_files test_stream test_server test_process test_signal test_metrics test_trace test_race_future test_race_sync test_race_io test_race_exec test_race_proc test_race_sig test_race_gen test_race_timer test_race_net test_race_life test_race_iter test_race_task test_join test_oom
 test-valgrind: deps
 	@cmake -S . -B build-vg -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOIL_JEMALLOC=OFF \
 		-DCOIL_BUILD_BENCH=OFF -DCOIL_BUILD_EXAMPLES=OFF >/dev/null

@@ -424,6 +424,9 @@ typedef struct coil__task_body {
 	char *cancel_msg;
 	char *errmsg;             /* set by coil_errorf */
 	int64_t created;          /* spawn time (coil__clock_ns) in debug mode, else 0 */
+	/* While a task that awaits this one runs it on its own worker as a
+	 * call (coil__task_join_run): that task's waiter, not linked yet. */
+	struct coil__waiter *join_w;
 } coil__task_body_t;
 
 struct coil_task {
@@ -1493,6 +1496,22 @@ static inline void coil__task_free_handle(coil_task_t *t)
 }
 /* Frees the loop's pools of bodies and handles (loop close). */
 void coil__task_pools_free(coil_loop_t *loop);
+/* From a task t (running coroutine c, its own) on a runtime's worker that
+ * awaits the task whose body is cb, which it just took from the bottom of
+ * its deque: runs cb's task now, on this worker, switching to it and back
+ * as to a call. w is t's waiter on that task's future, initialised and not
+ * linked: if the task suspends, the worker links it then (a join turns
+ * into a wait: coil__task_join_convert). Returns 1 when the task ended
+ * here (its end done), 0 when t was woken through w (w->result holds the
+ * wait's result). */
+int coil__task_join_run(coil_loop_t *loop, coil_task_t *t, coil_coro_t *c,
+			coil__task_body_t *cb, struct coil__waiter *w);
+/* On a worker, after task body b switched out of a step it ran as a join:
+ * links the joining task's waiter (b->join_w) as coil__task_suspend_mt
+ * would have, marks it switched out, and does the same for its own joiner,
+ * up the chain (loop.c, run_task). */
+void coil__task_join_convert(coil_loop_t *loop, coil__task_body_t *b);
+
 /* Before a task step: takes the stack on the first step, or ends a task
  * cancelled before it started. Returns false if there is nothing to run. */
 bool coil__task_begin_slow(coil_loop_t *loop, coil__task_body_t *b);

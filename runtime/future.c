@@ -8,6 +8,7 @@
  * done-callback is itself queued as a runnable. Both land in the same FIFO,
  * so callbacks and task wake-ups keep asyncio's relative order.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -660,6 +661,38 @@ static __attribute__((noinline)) int await_mt(coil_future_t *f, coil_task_t *t, 
 	return outcome(f, result);
 }
 
+/* await_join: not taken (the task is not at the bottom of this worker's
+ * deque). */
+#define JOIN_NO INT_MIN
+
+/* coil_await of the pending future of a task that this worker could run
+ * now (a fork-join child still in its deque): runs it as a call
+ * (coil__task_join_run). Returns what the await returns, or JOIN_NO. */
+static int await_join(coil_future_t *f, coil_task_t *t, coil_coro_t *c, void **result)
+{
+	coil_loop_t *me = coil__running_loop;
+	/* Only compared, not read through, before the pop makes it ours. */
+	coil__task_body_t *cb = coil__task_body_held((coil_task_t *)f);
+	if (!cb || !coil__deque_pop_if(&me->deque, cb))
+		return JOIN_NO;
+	if (cb->task != (coil_task_t *)f) {
+		/* The task ended elsewhere and this is its body again, for
+		 * another task: back where it was. */
+		coil__deque_push(&me->deque, cb);
+		return JOIN_NO;
+	}
+	struct fwaiter w;
+	coil__waiter_init(&w.w, t, waiter_unlink, f);
+	w.w.what = "future";
+	w.dst = result;
+	if (coil__task_join_run(me, t, c, cb, &w.w) == 0)
+		return w.w.result;
+	/* Ended here: a cancellation that came meanwhile is delivered now,
+	 * as it would have been to the wait. */
+	int rc = coil__suspend_check(&t);
+	return rc ? rc : outcome(f, result);
+}
+
 /* The awaiter of a tail wait (core.h) of task t, whose running coroutine is
  * c, on pending future f: in c's wait slot, linked at the end of f's list.
  * The future's finish stores the result through `result`. */
@@ -690,8 +723,15 @@ static __attribute__((noinline)) int await_slow(coil_future_t *f, void **result)
 		return -EXDEV; /* another runtime's future (asyncio: a
 				* future attached to a different loop) */
 	if (fstate(f) == COIL__F_PENDING) {
-		if (coil__mt() && !task_solo(f, me))
+		if (coil__mt() && !task_solo(f, me)) {
+			if (f->is_task && me->multi && !me->alone && c == &t->body->coro &&
+			    !COIL__OBSERVING(me)) {
+				int rc2 = await_join(f, t, c, result);
+				if (rc2 != JOIN_NO)
+					return rc2;
+			}
 			return await_mt(f, t, result);
+		}
 		/* One thread, or a task's future on a loop whose tasks all run
 		 * on this one (task_solo): a tail wait (core.h); the future's
 		 * finish stores the result and hands over what the await

@@ -626,6 +626,10 @@ run_task(coil_loop_t *loop, coil__task_body_t *b)
 		 * count against the LIFO slot's cap. */
 		loop->lifo_run = 0;
 	} else {
+		/* A task run as a join (coil__task_join_run) suspended: its
+		 * joiners wait for it now, linked before it can be queued. */
+		if (__builtin_expect(b->join_w != NULL, 0))
+			coil__task_join_convert(loop, b);
 		task_switched_out(loop, b);
 	}
 	loop->current = NULL;

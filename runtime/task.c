@@ -681,6 +681,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 	/* Spawned by one of this worker's tasks: on the worker's own list,
 	 * without a lock (a shutdown lets the runtime's tasks spawn), unless
 	 * many of them end elsewhere (own_judge). */
+	b->join_w = NULL;
 	b->on_own = false;
 	if (me == loop && loop->rt && coil__cancel_fence_ok && coil__cur && coil__cur->task) {
 		if (++loop->own_window >= OWN_WINDOW)
@@ -1005,6 +1006,125 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 		coil__spin_unlock(&t->clock);
 	}
 	return w->result;
+}
+
+/*
+ * Joins. A task that awaits a task still at the bottom of its own worker's
+ * deque (fork-join: a child spawned and not taken by a thief) runs it at
+ * once on this worker, switching into it and, when it ends, straight back,
+ * as to a call: no waiter linked on its future, no wake-up, and the
+ * joining task is never switched out nor made runnable again, which on the
+ * multi-worker paths saves the future's lock at the await, the waiter's
+ * claim and two run-state compare-and-swaps per task, and the scheduler's
+ * round between them. The joining task stays "running" meanwhile: a
+ * cancellation that arrives then is delivered when the await returns. If
+ * the child suspends, the join turns into the wait it stands for: the
+ * worker links the joining task's waiter then, before the child can be
+ * queued anywhere (coil__task_join_convert), and the child's end wakes it
+ * as any awaiter.
+ */
+int coil__task_join_run(coil_loop_t *loop, coil_task_t *t, coil_coro_t *c,
+			coil__task_body_t *cb, coil__waiter_t *w)
+{
+	if (!coil__task_begin(loop, cb))
+		return 1; /* cancelled before it started: ended already */
+	intptr_t arg;
+	coil_coro_t *cc = coil__task_step_begin(loop, cb, &arg);
+	cb->join_w = w;
+	/* Its end comes straight back here (coro_main, with COIL_EDONE or
+	 * its error code: never 0); a suspension goes to the loop. */
+	cb->coro.ret_ctx = &c->ctx;
+	intptr_t r = coil__ctx_jump(&c->ctx, &cc->ctx, arg, false);
+	if (r == 0) {
+		/* The join became a wait and the wait ended: as at the end of
+		 * coil__task_suspend_mt. */
+		coil__task_body_t *b = t->body;
+		atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
+		atomic_store_explicit(&b->cancel_woken, false, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (!coil__cancel_fence_ok ||
+		    __builtin_expect(atomic_load_explicit(&t->cancel, memory_order_acquire), 0)) {
+			coil__spin_lock(&t->clock);
+			coil__spin_unlock(&t->clock);
+		}
+		return 0;
+	}
+	/* The child ended in this step: what the loop does after a task's
+	 * last step (loop.c, run_task), with the child still current. */
+	cb->join_w = NULL;
+	coil__task_end(loop, cb);
+	loop->lifo_run = 0;
+	loop->current = t;
+	coil__cur = c;
+	/* A task the child woke into the LIFO slot would wait there, out of
+	 * the thieves' reach, for as long as this task runs on. */
+	if (loop->lifo)
+		coil__sched_lifo_release(loop);
+	return 1;
+}
+
+/* coil__task_suspend_mt's first half for joining task t (waiter w, on the
+ * future of the task that switched out), done by the worker: returns
+ * whether t is now waiting (false: a cancellation came first, and t is
+ * queued to return it). */
+static bool join_link(coil_loop_t *loop, coil_task_t *t, coil__waiter_t *w)
+{
+	coil__task_body_t *b = t->body;
+	coil_coro_t *c = &b->coro;
+	coil_future_t *f = w->source;
+	b->resume = c;
+	c->state = COIL_CORO_SUSPENDED;
+	c->awaiting = true;
+	coil__spin_lock(&f->lock);
+	/* Pending: the task it joined is alive, switched out and not queued
+	 * again yet, so nothing can have finished it. */
+	coil__list_push(&f->cbs, &w->cb.link);
+	coil__spin_unlock(&f->lock);
+	atomic_store_explicit(&b->waiting, w, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (!coil__cancel_fence_ok || atomic_load_explicit(&t->cancel, memory_order_relaxed)) {
+		coil__spin_lock(&t->clock);
+		if ((atomic_load_explicit(&t->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
+		    coil__waiter_claim(w)) {
+			atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+						  memory_order_relaxed);
+			atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
+			coil__spin_unlock(&t->clock);
+			w->cancel(w);
+			w->result = -ECANCELED;
+			/* Never switched out: runnable again, with the result. */
+			atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+			coil__task_enqueue(b);
+			(void)loop;
+			return false;
+		}
+		coil__spin_unlock(&t->clock);
+	}
+	return true;
+}
+
+/* Turns the join of waiter w's task into a wait, its own joiner's first:
+ * a task joined by another cannot end, nor be woken, until it is linked
+ * itself, so each link finds the future it goes on pending. */
+static void join_convert_up(coil_loop_t *loop, coil__waiter_t *w)
+{
+	coil_task_t *t = w->task;
+	coil__task_body_t *b = t->body;
+	coil__waiter_t *up = b->join_w;
+	if (up) {
+		b->join_w = NULL;
+		join_convert_up(loop, up);
+	}
+	/* The joining task switched out with the task it joined. */
+	if (join_link(loop, t, w))
+		coil__task_switched_out(loop, b);
+}
+
+void coil__task_join_convert(coil_loop_t *loop, coil__task_body_t *b)
+{
+	coil__waiter_t *w = b->join_w;
+	b->join_w = NULL;
+	join_convert_up(loop, w);
 }
 
 bool coil__cancel_fence_ok;

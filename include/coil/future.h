@@ -149,6 +149,17 @@ COIL_API coil_loop_t *coil_future_loop(const coil_future_t *f);
  * nor another worker of its runtime (asyncio: a future attached to a
  * different loop), -EINVAL for f NULL, COIL_ECLOSED while the task's
  * coroutine is being closed. The caller keeps its reference to f.
+ *
+ * Joins: on a runtime with several workers, awaiting the future of a task
+ * that waits at the bottom of the calling worker's deque (a child just
+ * spawned and not taken by another worker: fork-join) runs that task at
+ * once, on this worker, as a call, as oneTBB's task_group::wait and Cilk's
+ * sync do; only if it suspends does the awaiting task wait for it as for
+ * any future. The child may so run ahead of a task this worker woke just
+ * before, and a cancellation of the awaiting task that arrives while the
+ * child runs so is delivered when the await returns (-ECANCELED; the child
+ * goes on). A one-worker runtime and a standalone loop keep
+ * asyncio's order: the child runs when its turn comes.
  */
 COIL_API int coil_await(coil_future_t *f, void **result);
 

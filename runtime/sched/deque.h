@@ -110,6 +110,18 @@ static inline void *coil__deque_pop(coil__deque_t *q)
 	return x;
 }
 
+/* Owner only: pops the bottom item if it is x (not NULL); returns whether
+ * it did. Thieves take from the top: the slot read here is the one the pop
+ * takes, or the pop finds the deque empty. */
+static inline bool coil__deque_pop_if(coil__deque_t *q, void *x)
+{
+	size_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+	if (b == atomic_load_explicit(&q->top, memory_order_relaxed) ||
+	    atomic_load_explicit(&q->buf[(b - 1) & q->mask], memory_order_relaxed) != x)
+		return false;
+	return coil__deque_pop(q) == x;
+}
+
 /* Owner, when no thief can reach q (a runtime of one worker: nobody calls
  * coil__deque_steal_half on it): the pop without the StoreLoad fence and
  * the race for the last item, which only exist against thieves. The owner
