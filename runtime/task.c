@@ -658,7 +658,7 @@ int coil__task_create(coil_loop_t *loop, coil_task_t **out, coil_fn fn, void *ar
 		atomic_store_explicit(&t->fut.refs, 2, memory_order_relaxed);
 	t->id = task_id_take();
 	t->pooled = !me && loop->rt;
-	t->body = b;
+	__atomic_store_n(&t->body, b, __ATOMIC_RELAXED); /* read by joiners: await_join */
 	atomic_init(&t->cancel_requests, 0);
 	atomic_init(&t->cancel, 0);
 	atomic_init(&t->clock.v, 0);
@@ -833,7 +833,7 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 	bool solo = home == loop && home->alone;
 	bool plain_ref = solo && !b->shared_handle;
 	if (solo) {
-		t->body = NULL;
+		__atomic_store_n(&t->body, NULL, __ATOMIC_RELAXED);
 	} else if (coil__cancel_fence_ok &&
 		   !(atomic_load_explicit(&t->cancel, memory_order_relaxed) &
 		     COIL__CANCEL_HELD_MASK)) {
@@ -850,7 +850,7 @@ static void task_finish(coil_loop_t *loop, coil_task_t *t, int ret)
 		}
 	} else {
 		coil__lock(&t->clock);
-		t->body = NULL;
+		__atomic_store_n(&t->body, NULL, __ATOMIC_RELAXED);
 		coil__unlock(&t->clock);
 	}
 	/* No canceller reaches the body any more: the message of the last

@@ -26,12 +26,14 @@ typedef void (*job_fn)(void);
 static struct {
 	_Atomic(job_fn) job;
 	atomic_bool quit;
+	atomic_bool running;
 } holder;
 
 static int holder_main(void *arg, void **result)
 {
 	(void)arg;
 	(void)result;
+	atomic_store(&holder.running, true);
 	for (;;) {
 		job_fn j = atomic_exchange(&holder.job, NULL);
 		if (j) {
@@ -68,9 +70,13 @@ static void drive(coil_fn body)
 	coil_spawn_opts_t pinned = { .pinned = true };
 	atomic_store(&holder.quit, false);
 	atomic_store(&holder.job, NULL);
+	atomic_store(&holder.running, false);
 	coil_cfuture_t *h = NULL, *d = NULL;
 	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&h, coil_runtime_loop(rt, 1),
 						     holder_main, NULL, &pinned), 0);
+	/* Worker 1 is held before worker 0 has anything to steal. */
+	while (!atomic_load(&holder.running))
+		sched_yield();
 	ASSERT_EQ(coil_run_coroutine_threadsafe_opts(&d, coil_runtime_loop(rt, 0), body, NULL,
 						     &pinned), 0);
 	ASSERT_EQ(coil_cfuture_wait(d, COIL_FOREVER, NULL), 0);
