@@ -424,6 +424,20 @@ size_t coil__loop_live_tasks(coil_loop_t *loop)
 	return n + (own > 0 ? (size_t)own : 0);
 }
 
+/* Recycles a batch of ended tasks' bodies (through run.node.next, unlinked
+ * from their lists) into `into` (NULL: frees them) and drops the loop's
+ * reference to each task. */
+static void ended_recycle(coil_loop_t *into, coil__task_body_t *b)
+{
+	while (b) {
+		coil__task_body_t *next = (coil__task_body_t *)b->run.node.next;
+		coil_task_t *t = b->task;
+		body_recycle(into, b);
+		coil_future_release(&t->fut); /* the loop's reference */
+		b = next;
+	}
+}
+
 /* Unlinks the bodies of the own list's tasks that ended on other workers
  * and came back, and recycles them into `into` (NULL: frees them). */
 static void own_drain(coil_loop_t *loop, coil_loop_t *into)
@@ -441,13 +455,7 @@ static void own_drain(coil_loop_t *loop, coil_loop_t *into)
 	size_t left = atomic_load_explicit(&loop->nown, memory_order_relaxed) - (size_t)n;
 	atomic_store_explicit(&loop->nown, left, memory_order_release);
 	own_end(loop);
-	while (b) {
-		coil__task_body_t *next = (coil__task_body_t *)b->run.node.next;
-		coil_task_t *t = b->task;
-		body_recycle(into, b);
-		coil_future_release(&t->fut); /* the loop's reference */
-		b = next;
-	}
+	ended_recycle(into, b);
 }
 
 void coil__loop_own_drain_final(coil_loop_t *loop)
@@ -512,13 +520,7 @@ static void ended_flush_home(coil_loop_t *loop, coil_loop_t *home, bool force)
 		atomic_fetch_add_explicit(&home->own_elsewhere, n, memory_order_relaxed);
 	size_t left = home->ntasks;
 	coil__spin_unlock(&home->tasks_lock);
-	while (b) {
-		coil__task_body_t *next = (coil__task_body_t *)b->run.node.next;
-		coil_task_t *t = b->task;
-		body_recycle(loop, b);
-		coil_future_release(&t->fut); /* the loop's reference */
-		b = next;
-	}
+	ended_recycle(loop, b);
 	/* A runtime waiting for its tasks to end counts them again. */
 	if (!left)
 		coil__runtime_tasks_gone(home->rt);
