@@ -17,8 +17,9 @@
  * Threads: a loop's fields belong to its thread except the inbox (behind
  * inbox_lock), the shared task list (behind tasks_lock), the own task
  * list (changed by the worker alone, read by others under the own-list
- * protocol: task.c) and the owner-side deque (thieves steal from its top). Futures, task cancellation state and the
- * synchronisation primitives carry their own spinlocks (see coil__lock).
+ * protocol: task.c) and the owner-side deque (thieves steal from its
+ * top). Futures, task cancellation state and the synchronisation
+ * primitives carry their own spinlocks (see coil__lock).
  *
  * The suspension protocol is below (coil__suspend_check): a task registers
  * a coil__waiter_t with what it waits for and switches to its worker; the
@@ -407,10 +408,10 @@ typedef struct coil__task_body {
 	_Atomic(coil__waiter_t *) waiting;
 	coil_coro_t coro;         /* the task's own coroutine */
 	uint32_t ntls;
-	bool shared_handle;
-	bool on_own;              /* in its home's `own` list, not `tasks` */       /* the handle may be released off the task's
+	bool shared_handle;       /* the handle may be released off the task's
 				   * loop (coil_runtime_spawn's, or a spawn
 				   * from another thread) */
+	bool on_own;              /* in its home's `own` list, not `tasks` */
 	/* Of pins, the task's own (coil_task_pin, the spawn's pinned): only
 	 * these may coil_task_unpin undo. The rest are the runtime's, held
 	 * while something of the worker's is armed for the task (a timer, a
@@ -1430,8 +1431,8 @@ void coil__loop_ended_flush(coil_loop_t *loop, bool force);
  * close). */
 void coil__loop_own_drain_final(coil_loop_t *loop);
 /* Live tasks of a worker loop (its two lists, less those ended elsewhere
- * and handed back): any thread, without a lock; at least the true count
- * when it reads 0 as a runtime shutdown needs it (task.c). */
+ * and handed back): any thread; never below the true count, which is what
+ * a runtime shutdown waiting for 0 needs (task.c). */
 size_t coil__loop_live_tasks(coil_loop_t *loop);
 /* Takes a reference to each live task of loop into *out (a libc array the
  * caller frees). Returns how many, or -ENOMEM. Threads as
