@@ -952,6 +952,41 @@ int coil__suspend_check_slow(void)
  * body is recycled. Without membarrier every wait and every end takes the
  * clock, as before.
  */
+/* Publishes w as the waiter of task t (body b) and looks for a
+ * cancellation made meanwhile (the protocol above). Returns true if there
+ * was one: it is consumed, w withdrawn (claimed, its cancel hook run) and
+ * c, unless NULL, marked running again, as the task goes on with it. */
+static inline __attribute__((always_inline)) bool
+waiter_publish(coil_task_t *t, coil__task_body_t *b, coil__waiter_t *w, coil_coro_t *c)
+{
+	atomic_store_explicit(&b->waiting, w, memory_order_release);
+	/* Only the compiler's order: the hardware's comes from the looker's
+	 * membarrier (above). */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (coil__cancel_fence_ok &&
+	    __builtin_expect(!atomic_load_explicit(&t->cancel, memory_order_relaxed), 1))
+		return false;
+	coil__spin_lock(&t->clock);
+	if ((atomic_load_explicit(&t->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
+	    coil__waiter_claim(w)) {
+		/* Cancelled by another thread since coil__suspend_check:
+		 * nobody can wake w now, so withdraw it and deliver the
+		 * cancellation. */
+		atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
+					  memory_order_relaxed);
+		atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
+		if (c) {
+			c->state = COIL_CORO_RUNNING;
+			c->awaiting = false;
+		}
+		coil__spin_unlock(&t->clock);
+		w->cancel(w);
+		return true;
+	}
+	coil__spin_unlock(&t->clock);
+	return false;
+}
+
 int coil__task_suspend_mt(coil__waiter_t *w)
 {
 	coil_coro_t *c = coil__cur;
@@ -972,29 +1007,9 @@ int coil__task_suspend_mt(coil__waiter_t *w)
 	b->resume = c;
 	c->state = COIL_CORO_SUSPENDED;
 	c->awaiting = true;
-	atomic_store_explicit(&b->waiting, w, memory_order_release);
+	if (waiter_publish(t, b, w, c))
+		return -ECANCELED;
 	bool fenced = coil__cancel_fence_ok;
-	/* Only the compiler's order: the hardware's comes from the looker's
-	 * membarrier (above). */
-	atomic_signal_fence(memory_order_seq_cst);
-	if (!fenced || __builtin_expect(atomic_load_explicit(&t->cancel, memory_order_relaxed), 0)) {
-		coil__spin_lock(&t->clock);
-		if ((atomic_load_explicit(&t->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
-		    coil__waiter_claim(w)) {
-			/* Cancelled by another thread since coil__suspend_check:
-			 * nobody can wake w now, so withdraw it and deliver the
-			 * cancellation. */
-			atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
-						  memory_order_relaxed);
-			atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
-			c->state = COIL_CORO_RUNNING;
-			c->awaiting = false;
-			coil__spin_unlock(&t->clock);
-			w->cancel(w);
-			return -ECANCELED;
-		}
-		coil__spin_unlock(&t->clock);
-	}
 	coil__task_switch_out(loop, c, b, true);
 	/* Running again, on this worker or another. */
 	atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
@@ -1069,7 +1084,7 @@ int coil__task_join_run(coil_loop_t *loop, coil_task_t *t, coil_coro_t *c,
  * future of the task that switched out), done by the worker: returns
  * whether t is now waiting (false: a cancellation came first, and t is
  * queued to return it). */
-static bool join_link(coil_loop_t *loop, coil_task_t *t, coil__waiter_t *w)
+static bool join_link(coil_task_t *t, coil__waiter_t *w)
 {
 	coil__task_body_t *b = t->body;
 	coil_coro_t *c = &b->coro;
@@ -1082,25 +1097,12 @@ static bool join_link(coil_loop_t *loop, coil_task_t *t, coil__waiter_t *w)
 	 * again yet, so nothing can have finished it. */
 	coil__list_push(&f->cbs, &w->cb.link);
 	coil__spin_unlock(&f->lock);
-	atomic_store_explicit(&b->waiting, w, memory_order_release);
-	atomic_signal_fence(memory_order_seq_cst);
-	if (!coil__cancel_fence_ok || atomic_load_explicit(&t->cancel, memory_order_relaxed)) {
-		coil__spin_lock(&t->clock);
-		if ((atomic_load_explicit(&t->cancel, memory_order_relaxed) & COIL__CANCEL_PENDING) &&
-		    coil__waiter_claim(w)) {
-			atomic_fetch_and_explicit(&t->cancel, (uint8_t)~COIL__CANCEL_PENDING,
-						  memory_order_relaxed);
-			atomic_store_explicit(&b->waiting, NULL, memory_order_relaxed);
-			coil__spin_unlock(&t->clock);
-			w->cancel(w);
-			w->result = -ECANCELED;
-			/* Never switched out: runnable again, with the result. */
-			atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
-			coil__task_enqueue(b);
-			(void)loop;
-			return false;
-		}
-		coil__spin_unlock(&t->clock);
+	if (waiter_publish(t, b, w, NULL)) {
+		w->result = -ECANCELED;
+		/* Never switched out: runnable again, with the result. */
+		atomic_store_explicit(&b->rstate, COIL__TS_QUEUED, memory_order_relaxed);
+		coil__task_enqueue(b);
+		return false;
 	}
 	return true;
 }
@@ -1118,7 +1120,7 @@ static void join_convert_up(coil_loop_t *loop, coil__waiter_t *w)
 		join_convert_up(loop, up);
 	}
 	/* The joining task switched out with the task it joined. */
-	if (join_link(loop, t, w))
+	if (join_link(t, w))
 		coil__task_switched_out(loop, b);
 }
 
